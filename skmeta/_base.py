@@ -1,0 +1,343 @@
+"""Machinery shared by every skmeta estimator.
+
+Module construction (``module`` / ``module__*``), device resolution, the one
+seeding path, hyper-parameter checks, prediction with the adapted or
+meta-learned parameters, and few-shot scoring. Nothing here knows how an
+estimator meta-trains or adapts: subclasses provide that.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+from torch.func import functional_call
+
+from . import _functional as fn
+from . import _tasks
+from ._modules import MLP
+
+_MODULE_PREFIX = "module__"
+
+
+def resolve_device(device) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"`` or a :class:`torch.device` -> device.
+
+    ``"auto"`` picks CUDA when available. Raises ``ValueError`` for unknown
+    strings and for CUDA when no CUDA device is available.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, torch.device):
+        resolved = device
+    elif isinstance(device, str):
+        try:
+            resolved = torch.device(device)
+        except RuntimeError:
+            resolved = None
+        if resolved is None or resolved.type not in ("cpu", "cuda"):
+            raise ValueError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto'.")
+    else:
+        raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}.")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but CUDA is not available on this machine; "
+            "use device='cpu' or device='auto'."
+        )
+    return resolved
+
+
+def check_number(name: str, value, *, integer: bool = False, minimum=0, strict: bool = True):
+    """Raise ``ValueError`` unless ``value`` is a number above ``minimum``."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        expected = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {expected}, got {value!r}.")
+    if not np.isfinite(value) or value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}.")
+
+
+def check_shots(shots) -> None:
+    """``shots`` is a positive int (rows, or rows per class) or a fraction in (0, 1)."""
+    if isinstance(shots, numbers.Integral) and not isinstance(shots, bool):
+        check_number("shots", shots, integer=True)
+    elif isinstance(shots, numbers.Real) and not isinstance(shots, bool) and 0 < shots < 1:
+        return
+    else:
+        raise ValueError(
+            f"shots must be a positive int or a fraction strictly between 0 and 1, got {shots!r}."
+        )
+
+
+class BaseTaskEstimator(BaseEstimator):
+    """Common base of the skmeta estimators (not for direct use).
+
+    Subclasses define ``__init__`` (keyword-only, storing parameters
+    unchanged, ``**kwargs`` for ``module__*``), their meta-training and
+    ``_adapted_query_outputs``. A task-type mixin (regression or
+    classification) supplies the loss, output width, output mapping and
+    per-task query score.
+    """
+
+    # Task ids reach fit/score with metadata routing on, with no set_*_request call.
+    __metadata_request__fit = {"groups": True}
+    __metadata_request__partial_fit = {"groups": True}
+    __metadata_request__score = {"groups": True}
+
+    _classification = False
+    _SCORE_CHUNK = 256
+
+    # ---------------------------------------------------------------- params
+    def _store_module_kwargs(self, kwargs: dict) -> None:
+        # Stored unchecked (sklearn: __init__ never raises); fit rejects non-module__ names.
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def _check_extra_kwargs(self) -> None:
+        known = set(self._get_param_names())
+        unknown = [
+            key
+            for key in vars(self)
+            if key not in known
+            and not key.endswith("_")
+            and not key.startswith("_")
+            and not key.startswith(_MODULE_PREFIX)
+        ]
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected parameter(s) {sorted(unknown)}; "
+                "only module__<name> parameters are routed to the module."
+            )
+
+    def _module_kwargs(self) -> dict:
+        return {
+            key[len(_MODULE_PREFIX) :]: value
+            for key, value in vars(self).items()
+            if key.startswith(_MODULE_PREFIX)
+        }
+
+    def get_params(self, deep: bool = True) -> dict:
+        params = super().get_params(deep=deep)
+        params.update({k: v for k, v in vars(self).items() if k.startswith(_MODULE_PREFIX)})
+        return params
+
+    def set_params(self, **params):
+        for key in [k for k in params if k.startswith(_MODULE_PREFIX)]:
+            setattr(self, key, params.pop(key))
+        return super().set_params(**params)
+
+    def _check_common_params(self) -> None:
+        self._check_extra_kwargs()
+        check_shots(self.shots)
+        check_number("verbose", self.verbose, integer=True, minimum=0, strict=False)
+        if not isinstance(self.hidden_layer_sizes, (list, tuple)) or not all(
+            isinstance(h, numbers.Integral) and h > 0 for h in self.hidden_layer_sizes
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a tuple of positive ints, "
+                f"got {self.hidden_layer_sizes!r}."
+            )
+
+    # ---------------------------------------------------------------- seeding
+    def _draw_seed(self) -> int:
+        """A fresh base seed from ``random_state`` (fixed for an int, random for None)."""
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    def _rngs(self, seed: int, stream: int):
+        """Torch generator (on ``device_``) and numpy RandomState for one stream.
+
+        The single seeding path: every random draw of an estimator comes from
+        ``(seed, stream)``, so equal ``random_state`` gives equal runs, and
+        successive ``partial_fit`` calls (stream = ``n_iter_``) differ.
+        """
+        torch_seed, numpy_seed = np.random.SeedSequence([seed, stream]).generate_state(2)
+        generator = torch.Generator(device=self.device_)
+        generator.manual_seed(int(torch_seed))
+        return generator, np.random.RandomState(int(numpy_seed))
+
+    # ---------------------------------------------------------------- module
+    def _build_module(self, n_features: int, n_outputs: int, seed: int) -> nn.Module:
+        """Instantiate ``module`` (class, instance or None) on ``device_``, seeded."""
+        module, kwargs = self.module, self._module_kwargs()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if module is None:
+                built = MLP(n_features, n_outputs, tuple(self.hidden_layer_sizes), **kwargs)
+            elif isinstance(module, nn.Module):
+                if kwargs:
+                    raise ValueError(
+                        f"module__ parameters {sorted(kwargs)} need module to be a class, "
+                        "but an instance was given."
+                    )
+                built = copy.deepcopy(module)
+            elif isinstance(module, type) and issubclass(module, nn.Module):
+                try:
+                    built = module(**kwargs)
+                except TypeError as exc:
+                    raise TypeError(
+                        f"Could not build {module.__name__}(**{kwargs}): {exc}"
+                    ) from exc
+            else:
+                raise TypeError(
+                    "module must be a torch.nn.Module subclass or instance, or None; "
+                    f"got {type(module).__name__}."
+                )
+        built = built.to(self.device_)
+        if not any(p.requires_grad for p in built.parameters()):
+            raise ValueError("module has no trainable parameters.")
+        return built
+
+    def _check_module_output(self, X_sample: torch.Tensor) -> None:
+        """Run a forward pass on a couple of rows and check the output width."""
+        with torch.no_grad():
+            try:
+                output = self.module_(X_sample)
+            except Exception as exc:
+                raise ValueError(
+                    f"module failed on input of shape {tuple(X_sample.shape)} "
+                    f"({self.n_features_in_} features): {exc}"
+                ) from exc
+        self._check_output_shape(output, len(X_sample))
+
+    def _params(self) -> dict:
+        """Meta-learned parameters, detached (for adaptation and prediction)."""
+        return {name: p.detach() for name, p in self.module_.named_parameters()}
+
+    def _buffers(self) -> dict:
+        # Copies: adaptation in training mode must not move the module's running stats.
+        return {name: b.detach().clone() for name, b in self.module_.named_buffers()}
+
+    @contextmanager
+    def _module_mode(self, training: bool):
+        previous = self.module_.training
+        self.module_.train(training)
+        try:
+            yield self.module_
+        finally:
+            self.module_.train(previous)
+
+    def _as_tensor(self, array: np.ndarray) -> torch.Tensor:
+        array = np.ascontiguousarray(array)
+        if not array.flags.writeable:  # e.g. a read-only memmap: torch needs writable memory
+            array = array.copy()
+        return torch.from_numpy(array).to(self.device_)
+
+    # ---------------------------------------------------------------- predict
+    def _forward(self, X) -> torch.Tensor:
+        """Network output for ``X`` with the adapted parameters, else the meta-init."""
+        check_is_fitted(self, "module_")
+        X = _tasks.read_features(self, X)
+        params = getattr(self, "adapted_params_", None) or self._params()
+        with torch.no_grad(), self._module_mode(False) as module:
+            return functional_call(module, (params, self._buffers()), (self._as_tensor(X),))
+
+    # ---------------------------------------------------------------- score
+    def _few_shot_score(self, taskset: _tasks.TaskSet) -> float:
+        """Adapt on each task's support part, score its query part, average over tasks."""
+        padded = taskset.to_padded(self.device_, self.shots, stratify=self._classification)
+        generator, _ = self._rngs(self._draw_seed(), stream=0)
+        batch = padded.split(generator)
+        scores = []
+        for start in range(0, padded.n_tasks, self._SCORE_CHUNK):
+            chunk = _tasks.MetaBatch(*(t[start : start + self._SCORE_CHUNK] for t in batch))
+            outputs = self._adapted_query_outputs(chunk)
+            scores.append(self._query_scores(outputs, chunk.y_query, chunk.w_query))
+        return float(torch.cat(scores).mean())
+
+    def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
+        """Outputs on each task's query rows after adapting on its support rows."""
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = True
+        return tags
+
+
+class FewShotScoreMixin:
+    """``score`` that scores tasks few-shot when tasks are given, plainly otherwise."""
+
+    def score(self, X, y=None, sample_weight=None, groups=None):
+        """Score on tasks (few-shot) or on plain data.
+
+        With tasks (``groups``, a list of ``(X_i, y_i)``, or ``task_col``):
+        each task is split into support (``shots``) and query rows with a
+        split seeded by ``random_state``, the estimator adapts on the support
+        rows from the meta-learned initialisation, the query rows are scored
+        (R² for regressors, accuracy for classifiers) and the mean over tasks
+        is returned. Without tasks: the plain score of the current parameters
+        (adapted if :meth:`adapt` ran).
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or list of (X_i, y_i)
+        y : array-like of shape (n_samples,), optional
+        sample_weight : array-like of shape (n_samples,), optional
+            Plain scoring only.
+        groups : array-like of shape (n_samples,), optional
+            Task id of each row.
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self, "module_")
+        if _tasks.has_tasks(X, y, groups, getattr(self, "task_col", None)):
+            if sample_weight is not None:
+                raise ValueError("sample_weight is not supported when scoring on tasks.")
+            taskset = _tasks.read_tasks(
+                self, X, y, groups, reset=False, classification=self._classification
+            )
+            return self._few_shot_score(taskset)
+        return super().score(X, y, sample_weight=sample_weight)
+
+
+class RegressionTaskMixin(FewShotScoreMixin, RegressorMixin):
+    """Regression specifics: one output, masked MSE, R² per task."""
+
+    _classification = False
+    _loss_fn = staticmethod(fn.weighted_mse)
+
+    def _n_outputs(self, taskset: _tasks.TaskSet) -> int:
+        return 1
+
+    def _check_output_shape(self, output: torch.Tensor, n_rows: int) -> None:
+        if output.shape not in ((n_rows,), (n_rows, 1)):
+            raise ValueError(
+                f"module output has shape {tuple(output.shape)} for {n_rows} rows; a regressor "
+                f"needs ({n_rows},) or ({n_rows}, 1). Check the module's output size."
+            )
+
+    def predict(self, X) -> np.ndarray:
+        """Predict with the adapted parameters if :meth:`adapt` ran, else the meta-init.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self._forward(X).reshape(-1).cpu().numpy().astype(np.float64)
+
+    @staticmethod
+    def _query_scores(outputs: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """R² of each task's query rows (1 if perfect on constant targets, else 0)."""
+        pred = outputs.reshape(y.shape)
+        n = w.sum(dim=1)
+        mean = (w * y).sum(dim=1) / n
+        ss_res = (w * (y - pred) ** 2).sum(dim=1)
+        ss_tot = (w * (y - mean[:, None]) ** 2).sum(dim=1)
+        constant = ss_tot == 0
+        r2 = 1 - ss_res / torch.where(constant, torch.ones_like(ss_tot), ss_tot)
+        return torch.where(constant, (ss_res == 0).to(r2.dtype), r2)

@@ -1,0 +1,363 @@
+"""Model-agnostic meta-learning (MAML) estimators."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from . import _functional as fn
+from . import _tasks
+from ._base import BaseTaskEstimator, RegressionTaskMixin, check_number, resolve_device
+
+# Meta-losses are copied to the host in chunks of this many steps: one sync per chunk.
+_CHECK_EVERY = 20
+
+
+class MAMLBase(BaseTaskEstimator):
+    """Meta-training, adaptation and few-shot scoring shared by the MAML estimators."""
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(40, 40),
+        inner_lr=0.01,
+        inner_steps=1,
+        adapt_steps=None,
+        first_order=False,
+        meta_lr=1e-3,
+        meta_batch_size=25,
+        max_iter=1000,
+        shots=10,
+        task_col=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        **kwargs,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.adapt_steps = adapt_steps
+        self.first_order = first_order
+        self.meta_lr = meta_lr
+        self.meta_batch_size = meta_batch_size
+        self.max_iter = max_iter
+        self.shots = shots
+        self.task_col = task_col
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self._store_module_kwargs(kwargs)
+
+    # ------------------------------------------------------------ settings
+    def _check_params(self) -> None:
+        self._check_common_params()
+        check_number("inner_lr", self.inner_lr)
+        check_number("inner_steps", self.inner_steps, integer=True)
+        if self.adapt_steps is not None:
+            check_number("adapt_steps", self.adapt_steps, integer=True, strict=False)
+        check_number("meta_lr", self.meta_lr)
+        check_number("meta_batch_size", self.meta_batch_size, integer=True)
+        check_number("max_iter", self.max_iter, integer=True)
+
+    def _inner_loop(self, *, adapting: bool = False) -> fn.InnerLoop:
+        if adapting:
+            steps = self.inner_steps if self.adapt_steps is None else self.adapt_steps
+            return fn.InnerLoop(self.inner_lr, steps, first_order=True)
+        return fn.InnerLoop(self.inner_lr, self.inner_steps, self.first_order)
+
+    def _relabel_to(self):
+        """Classifiers shuffle class codes per task during meta-training."""
+        return None
+
+    # ------------------------------------------------------------ fitting
+    def fit(self, X, y=None, groups=None):
+        """Meta-train on tasks.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features), list of (X_i, y_i), \
+or task sampler
+            Long-format rows (with ``y`` and ``groups``), a list of tasks, or
+            an object with ``sample(n_tasks, random_state)`` drawing fresh
+            tasks for every meta-batch.
+        y : array-like of shape (n_samples,), optional
+            Targets, for long-format input.
+        groups : array-like of shape (n_samples,), optional
+            Task id of each row. None with long-format input: all rows are one task.
+
+        Returns
+        -------
+        self
+        """
+        if not (self.warm_start and hasattr(self, "module_")):
+            self._clear_fit()
+        return self._meta_train(X, y, groups, n_steps=self.max_iter)
+
+    def partial_fit(self, X, y=None, groups=None):
+        """One outer (meta) step on a meta-batch drawn from the given tasks.
+
+        Parameters are as for :meth:`fit`. Returns self.
+        """
+        return self._meta_train(X, y, groups, n_steps=1)
+
+    def _clear_fit(self) -> None:
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("module__")]:
+            delattr(self, name)
+
+    def _meta_train(self, X, y, groups, *, n_steps: int):
+        self._check_params()
+        first_call = not hasattr(self, "module_")
+        if first_call:
+            self.device_ = resolve_device(self.device)
+            self._seed = self._draw_seed()
+            self.n_iter_ = 0
+        generator, rng = self._rngs(self._seed, stream=self.n_iter_)
+        source, taskset = self._task_source(X, y, groups, rng, reset=first_call)
+        if first_call:
+            self.module_ = self._build_module(
+                self.n_features_in_, self._n_outputs(taskset), seed=self._seed
+            )
+            self._check_module_output(self._as_tensor(taskset.X[:2]))
+            self.optimizer_ = torch.optim.Adam(self.module_.parameters(), lr=self.meta_lr)
+            self.loss_curve_ = []
+            self.batching_ = None
+        for group in self.optimizer_.param_groups:
+            group["lr"] = self.meta_lr
+        self.adapted_params_ = None
+        self._run_outer_steps(source, n_steps, generator, rng)
+        return self
+
+    def _task_source(self, X, y, groups, rng, *, reset: bool):
+        """Validate the input and return (meta-batch source, a TaskSet of it)."""
+        classification, stratify = self._classification, self._classification
+        if _tasks.is_sampler(X):
+            if y is not None or groups is not None:
+                raise ValueError("y and groups must be None when X is a task sampler.")
+            first = _tasks.draw_tasks(
+                self, X, self.meta_batch_size, rng, reset=reset, classification=classification
+            )
+            source = _tasks.SampledTasks(
+                self,
+                X,
+                self.device_,
+                self.shots,
+                stratify=stratify,
+                classification=classification,
+                first=first,
+            )
+            return source, first
+        taskset = _tasks.read_tasks(self, X, y, groups, reset=reset, classification=classification)
+        return _tasks.FixedTasks(taskset, self.device_, self.shots, stratify=stratify), taskset
+
+    def _run_outer_steps(self, source, n_steps: int, generator, rng) -> None:
+        module, loss_fn = self.module_, self._loss_fn
+        params = dict(module.named_parameters())
+        buffers = dict(module.named_buffers())
+        settings = self._inner_loop()
+        n_tasks = self.meta_batch_size
+        if isinstance(source, _tasks.FixedTasks):
+            n_tasks = min(n_tasks, source.padded.n_tasks)
+        module.train()
+        pending: list[torch.Tensor] = []
+        snapshot = self._snapshot()
+        with tqdm(total=n_steps, disable=not self.verbose, desc="meta-train", leave=False) as bar:
+            for step in range(n_steps):
+                batch = source.next_batch(n_tasks, generator, rng, relabel_to=self._relabel_to())
+                if self.batching_ is None:
+                    self.batching_ = fn.choose_batching(
+                        module, loss_fn, params, buffers, batch, settings
+                    )
+                self.optimizer_.zero_grad(set_to_none=True)
+                loss = fn.meta_loss(
+                    module, loss_fn, params, buffers, batch, settings, batching=self.batching_
+                )
+                loss.backward()
+                self.optimizer_.step()
+                pending.append(loss.detach())
+                if len(pending) == _CHECK_EVERY or step == n_steps - 1:
+                    snapshot = self._record(pending, snapshot, bar)
+        module.eval()
+
+    def _snapshot(self) -> dict:
+        return {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+
+    def _record(self, pending: list, snapshot: dict, bar) -> dict:
+        """Append a chunk of meta-losses to ``loss_curve_``; stop on a non-finite one.
+
+        On a non-finite loss the parameters of the last finite check are
+        restored, so nothing fitted before the divergence is lost.
+        """
+        losses = torch.stack(pending).tolist()
+        pending.clear()
+        bad = [i for i, value in enumerate(losses) if not math.isfinite(value)]
+        if bad:
+            kept = self.n_iter_
+            self.module_.load_state_dict(snapshot)
+            raise FloatingPointError(
+                f"The meta-loss became {losses[bad[0]]} at iteration {kept + bad[0] + 1}; "
+                f"training stopped and the parameters after iteration {kept} were kept. "
+                f"The inner_lr ({self.inner_lr}) or meta_lr ({self.meta_lr}) is probably "
+                "too large."
+            )
+        self.loss_curve_.extend(losses)
+        self.n_iter_ += len(losses)
+        bar.update(len(losses))
+        bar.set_postfix(meta_loss=f"{losses[-1]:.4g}")
+        return self._snapshot()
+
+    # ------------------------------------------------------------ adaptation
+    def adapt(self, X, y):
+        """Adapt to a new task from its support examples.
+
+        Runs ``adapt_steps`` (default ``inner_steps``) SGD steps with
+        ``inner_lr`` from the meta-learned initialisation; the meta-parameters
+        are not changed, so calling ``adapt`` twice with the same data gives
+        the same model. :meth:`predict` then uses the adapted parameters.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_support, n_features)
+        y : array-like of shape (n_support,)
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self, "module_")
+        self._check_params()
+        X, y, classes = _tasks.read_task(self, X, y, classification=self._classification)
+        self._set_task_classes(classes)
+        X_t, y_t = self._as_tensor(X), self._as_tensor(y)
+        w = torch.ones(len(y), dtype=X_t.dtype, device=self.device_)
+        with torch.no_grad(), self._module_mode(True) as module:
+            adapted = fn.adapt(
+                module,
+                self._loss_fn,
+                self._params(),
+                self._buffers(),
+                X_t,
+                y_t,
+                w,
+                self._inner_loop(adapting=True),
+            )
+        self.adapted_params_ = {name: p.detach() for name, p in adapted.items()}
+        return self
+
+    def _set_task_classes(self, classes) -> None:
+        """Classifiers record the adapted task's labels."""
+
+    def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
+        settings = self._inner_loop(adapting=True)
+        batching = self.batching_ or "vmap"
+        params, buffers = self._params(), self._buffers()
+        with torch.no_grad():
+            with self._module_mode(True) as module:
+                adapted = fn.adapt_batch(
+                    module,
+                    self._loss_fn,
+                    params,
+                    buffers,
+                    batch.X_support,
+                    batch.y_support,
+                    batch.w_support,
+                    settings,
+                    batching=batching,
+                )
+            with self._module_mode(False) as module:
+                return fn.predict_batch(module, adapted, buffers, batch.X_query, batching=batching)
+
+
+class MAMLRegressor(RegressionTaskMixin, MAMLBase):
+    """Model-agnostic meta-learning (MAML) for regression tasks.
+
+    Meta-trains the initialisation of a network so that a few SGD steps on
+    a new task's support examples fit that task (Finn et al., 2017). The
+    inner loop is a pure function vectorised over the meta-batch with
+    :func:`torch.func.vmap`.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=None
+        The network. A class is instantiated with the ``module__*``
+        parameters; an instance is deep-copied. None builds an MLP
+        ``n_features -> hidden_layer_sizes -> 1`` with ReLU activations. The
+        output must have shape ``(n, 1)`` or ``(n,)``.
+    hidden_layer_sizes : tuple of int, default=(40, 40)
+        Hidden widths of the default MLP (ignored when ``module`` is given).
+    inner_lr : float, default=0.01
+        Step size of the inner SGD steps, in meta-training and in :meth:`adapt`.
+    inner_steps : int, default=1
+        Inner SGD steps per task during meta-training.
+    adapt_steps : int, default=None
+        SGD steps in :meth:`adapt` and few-shot :meth:`score`; None means
+        ``inner_steps``. 0 evaluates the meta-init itself.
+    first_order : bool, default=False
+        Ignore second derivatives in the meta-gradient (first-order MAML).
+    meta_lr : float, default=1e-3
+        Adam step size of the outer (meta) update.
+    meta_batch_size : int, default=25
+        Tasks per outer step (at most the number of tasks given).
+    max_iter : int, default=1000
+        Outer steps of :meth:`fit`.
+    shots : int or float, default=10
+        Support rows per task (int) or their fraction (float in (0, 1)) for
+        the support/query split of meta-training and scoring; the other rows
+        are the query set.
+    task_col : str, default=None
+        Name of a DataFrame column of ``X`` holding the task id; it is
+        removed from the features.
+    device : {"cpu", "cuda", "auto"} or torch.device, default="cpu"
+        Where the network and every tensor live.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, task draws and support/query splits.
+    verbose : int, default=0
+        1 shows a progress bar with the running meta-loss.
+    warm_start : bool, default=False
+        Continue from the previous fit instead of starting afresh.
+    **kwargs
+        ``module__<name>`` parameters passed to the ``module`` class.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The network holding the meta-learned initialisation.
+    adapted_params_ : dict of str to Tensor or None
+        Parameters after the last :meth:`adapt`; None before.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when fit on a DataFrame with string column names.
+    n_iter_ : int
+        Outer steps taken.
+    loss_curve_ : list of float
+        Meta-loss (mean query loss of the meta-batch) at each outer step.
+    device_ : torch.device
+        The resolved device.
+    batching_ : {"vmap", "loop"}
+        How the meta-batch is evaluated: vectorised, or one task at a time
+        for modules vmap cannot run.
+    optimizer_ : torch.optim.Adam
+        The outer optimizer (kept for ``warm_start`` and ``partial_fit``).
+
+    See Also
+    --------
+    FineTuneRegressor : pretrain on pooled tasks, then fine-tune.
+
+    Examples
+    --------
+    >>> from skmeta import MAMLRegressor
+    >>> from skmeta.datasets import SinusoidTasks
+    >>> tasks = SinusoidTasks(n_samples=20)
+    >>> maml = MAMLRegressor(max_iter=200, random_state=0).fit(tasks)
+    >>> X, y = tasks.sample(1, random_state=1)[0]
+    >>> maml.adapt(X[:10], y[:10]).predict(X[10:]).shape
+    (10,)
+    """
