@@ -101,10 +101,14 @@ class TaskSet:
         Raises ``ValueError`` naming the task when a task is too small to leave
         at least one query row.
         """
-        codes = self.y if stratify else np.zeros(len(self.y), dtype=np.int64)
-        n_strata = int(codes.max()) + 1 if len(codes) else 1
-        counts = np.zeros((self.n_tasks, n_strata + 1), dtype=np.int64)
-        np.add.at(counts, (self.task_index, codes), 1)
+        if stratify:
+            n_strata = int(self.y.max()) + 1 if len(self.y) else 1
+            flat = self.task_index * (n_strata + 1) + self.y
+            counts = np.bincount(flat, minlength=self.n_tasks * (n_strata + 1))
+            counts = counts.reshape(self.n_tasks, n_strata + 1)
+        else:
+            counts = np.zeros((self.n_tasks, 2), dtype=np.int64)
+            counts[:, 0] = self.sizes
         if isinstance(shots, numbers.Integral):
             quota = np.where(counts > 0, int(shots), 0)
         else:
@@ -129,16 +133,20 @@ class TaskSet:
         quota = self.support_quota(shots, stratify=stratify)
         sizes = self.sizes
         n_tasks, width = self.n_tasks, int(sizes.max())
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        position = np.arange(len(self.y)) - offsets[self.task_index]
-        pad_stratum = quota.shape[1] - 1
 
-        X = np.zeros((n_tasks, width, self.X.shape[1]), dtype=np.float32)
-        X[self.task_index, position] = self.X
-        y = np.zeros((n_tasks, width), dtype=self.y.dtype)
-        y[self.task_index, position] = self.y
-        strata = np.full((n_tasks, width), pad_stratum, dtype=np.int64)
-        strata[self.task_index, position] = self.y if stratify else 0
+        if (sizes == width).all():  # equal sizes (the usual sampler case): a reshape, no scatter
+            X = self.X.reshape(n_tasks, width, -1)
+            y = self.y.reshape(n_tasks, width)
+            strata = y if stratify else np.zeros((n_tasks, width), dtype=np.int64)
+        else:
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            position = np.arange(len(self.y)) - offsets[self.task_index]
+            X = np.zeros((n_tasks, width, self.X.shape[1]), dtype=np.float32)
+            X[self.task_index, position] = self.X
+            y = np.zeros((n_tasks, width), dtype=self.y.dtype)
+            y[self.task_index, position] = self.y
+            strata = np.full((n_tasks, width), quota.shape[1] - 1, dtype=np.int64)
+            strata[self.task_index, position] = self.y if stratify else 0
 
         n_support = quota.sum(axis=1)
         as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)
