@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import copy
 import numbers
+import os
+import pickle
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -75,6 +78,42 @@ def check_shots(shots) -> None:
         raise ValueError(
             f"shots must be a positive int or a fraction strictly between 0 and 1, got {shots!r}."
         )
+
+
+def _device_available(device: torch.device) -> bool:
+    if device.type == "cpu":
+        return True
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return device.index is None or device.index < torch.cuda.device_count()
+
+
+def _to_device(value, device: torch.device):
+    """``value`` with every tensor on ``device``: modules in place, containers rebuilt."""
+    if isinstance(value, nn.Module):
+        return value.to(device)  # in place: Parameter objects (shared with optimizers) stay
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, torch.optim.Optimizer):
+        # Its parameters moved with their module; loading its own state casts the
+        # state to the parameters' device (and leaves Adam's step counters where
+        # they must be).
+        value.load_state_dict(value.state_dict())
+        return value
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
+        return type(value)(_to_device(item, device) for item in value)
+    return value
+
+
+def _move_state(state: dict, names, device: torch.device) -> dict:
+    """``state`` with the named entries on ``device``; modules before optimizers."""
+    state = dict(state)
+    is_optimizer = lambda name: isinstance(state[name], torch.optim.Optimizer)
+    for name in sorted((n for n in names if n in state), key=is_optimizer):
+        state[name] = _to_device(state[name], device)
+    return state
 
 
 class BaseTaskEstimator(BaseEstimator):
@@ -255,6 +294,119 @@ class BaseTaskEstimator(BaseEstimator):
     def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
         """Outputs on each task's query rows after adapting on its support rows."""
         raise NotImplementedError
+
+    # ---------------------------------------------------------------- persistence
+    def __getstate__(self):
+        state = super().__getstate__()
+        device = state.get("device_")
+        if device is not None and device.type != "cpu":
+            # Tensors travel on the CPU so the pickle loads anywhere; device_ records
+            # where they go back. Copied first: pickling must not move self.
+            state = _move_state(copy.deepcopy(state), list(state), torch.device("cpu"))
+        return state
+
+    def __setstate__(self, state):
+        device = state.get("device_")
+        if device is not None and device.type != "cpu":
+            if _device_available(device):
+                fitted = [name for name in state if name.endswith("_")]
+                state = _move_state(state, fitted, device)
+            else:
+                warnings.warn(
+                    f"This {type(self).__name__} was fitted on device {str(device)!r}, "
+                    "which is not available here; it was loaded onto the CPU (device_ is "
+                    "now 'cpu'). Refitting still uses device="
+                    f"{state.get('device')!r}.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                state = dict(state, device_=torch.device("cpu"))
+        super().__setstate__(state)
+
+    def save_params(self, path: str | os.PathLike) -> None:
+        """Save the meta-learned parameters to a tensors-only file.
+
+        The file holds the module's ``state_dict`` (parameters and buffers,
+        on the CPU) and nothing else, so :meth:`load_params` reads it with
+        ``torch.load(weights_only=True)``: loading cannot run code. Unlike a
+        pickle of the estimator, it does not keep the hyper-parameters, the
+        training history or an adaptation.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write (conventionally ``*.pt``).
+        """
+        check_is_fitted(self, "module_")
+        state = {name: t.detach().cpu() for name, t in self.module_.state_dict().items()}
+        torch.save(state, path)
+
+    def load_params(self, path: str | os.PathLike):
+        """Load meta-parameters saved by :meth:`save_params` into this estimator.
+
+        The estimator must be fitted (or initialised: ``fit`` with
+        ``max_iter=1`` on data with the right number of features is enough),
+        so that ``module_`` exists, and its module must have the same
+        architecture as the one saved: the same parameter and buffer names
+        with the same shapes. The file is read with
+        ``torch.load(weights_only=True)``, which refuses anything but tensors
+        and plain containers, so loading cannot run code. Any adaptation is
+        dropped and the outer optimizer's moments are reset; ``n_iter_`` and
+        ``loss_curve_`` are kept.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by :meth:`save_params`.
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(
+            self,
+            "module_",
+            msg=(
+                f"This {type(self).__name__} has no module_ to load parameters into: fit it "
+                "first (max_iter=1 is enough) with the same module and number of features."
+            ),
+        )
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise ValueError(
+                f"{os.fspath(path)!r} holds objects other than tensors and was not loaded "
+                f"(torch.load with weights_only=True refused it): {exc}"
+            ) from exc
+        if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+        ):
+            raise ValueError(
+                f"{os.fspath(path)!r} is not a parameter file from save_params: expected a "
+                "dict of named tensors."
+            )
+        expected = self.module_.state_dict()
+        problems = [f"missing {name!r}" for name in expected if name not in state]
+        problems += [f"unexpected {name!r}" for name in state if name not in expected]
+        problems += [
+            f"{name!r} has shape {tuple(state[name].shape)} in the file but "
+            f"{tuple(t.shape)} in module_"
+            for name, t in expected.items()
+            if name in state and state[name].shape != t.shape
+        ]
+        if problems:
+            raise ValueError(
+                "The saved parameters do not fit this estimator's module (a different "
+                f"architecture?): {'; '.join(problems)}."
+            )
+        bad = [n for n, t in state.items() if t.is_floating_point() and not t.isfinite().all()]
+        if bad:
+            raise ValueError(f"The saved parameters {bad} contain NaN or inf.")
+        self.module_.load_state_dict(state)
+        self.adapted_params_ = None
+        if hasattr(self, "optimizer_"):
+            self.optimizer_.state.clear()  # Adam's moments belonged to the old parameters
+        return self
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -166,6 +167,7 @@ or task sampler
         if isinstance(source, _tasks.FixedTasks):
             n_tasks = min(n_tasks, source.padded.n_tasks)
         module.train()
+        # Per step, on the device: (meta-loss, 1.0 if every meta-gradient is finite).
         pending: list[torch.Tensor] = []
         snapshot = self._snapshot()
         with tqdm(total=n_steps, disable=not self.verbose, desc="meta-train", leave=False) as bar:
@@ -180,32 +182,55 @@ or task sampler
                     module, loss_fn, params, buffers, batch, settings, batching=self.batching_
                 )
                 loss.backward()
+                # A finite loss can still have a NaN/inf gradient (e.g. a second-order term).
+                grads_finite = torch.stack(
+                    [torch.isfinite(p.grad).all() for p in params.values() if p.grad is not None]
+                ).all()
                 self.optimizer_.step()
-                pending.append(loss.detach())
+                pending.append(torch.stack([loss.detach(), grads_finite.to(loss.dtype)]))
                 if len(pending) == _CHECK_EVERY or step == n_steps - 1:
                     snapshot = self._record(pending, snapshot, bar)
         module.eval()
 
     def _snapshot(self) -> dict:
-        return {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+        """Copies of the module and optimizer states, restored on divergence."""
+        return {
+            "module": {k: v.detach().clone() for k, v in self.module_.state_dict().items()},
+            # Adam's moments absorb a NaN gradient too; warm starts need them clean.
+            "optimizer": copy.deepcopy(self.optimizer_.state_dict()),
+        }
 
     def _record(self, pending: list, snapshot: dict, bar) -> dict:
-        """Append a chunk of meta-losses to ``loss_curve_``; stop on a non-finite one.
+        """Append a chunk of meta-losses to ``loss_curve_``; stop on a non-finite step.
 
-        On a non-finite loss the parameters of the last finite check are
-        restored, so nothing fitted before the divergence is lost.
+        A step is non-finite when its meta-loss or any meta-gradient is NaN or
+        inf. The module and optimizer states of the last check are then
+        restored, with ``n_iter_`` and ``loss_curve_`` as they were there, so
+        nothing fitted before the divergence is lost.
         """
-        losses = torch.stack(pending).tolist()
+        records = torch.stack(pending).tolist()
         pending.clear()
-        bad = [i for i, value in enumerate(losses) if not math.isfinite(value)]
+        losses = [loss for loss, _ in records]
+        bad = [
+            i
+            for i, (loss, grads_finite) in enumerate(records)
+            if not (math.isfinite(loss) and grads_finite == 1.0)
+        ]
         if bad:
-            kept = self.n_iter_
-            self.module_.load_state_dict(snapshot)
+            kept, first = self.n_iter_, bad[0]
+            self.module_.load_state_dict(snapshot["module"])
+            self.optimizer_.load_state_dict(snapshot["optimizer"])
+            what = (
+                f"the meta-loss became {losses[first]}"
+                if not math.isfinite(losses[first])
+                else f"a meta-gradient became NaN or inf (meta-loss {losses[first]:.4g})"
+            )
             raise FloatingPointError(
-                f"The meta-loss became {losses[bad[0]]} at iteration {kept + bad[0] + 1}; "
-                f"training stopped and the parameters after iteration {kept} were kept. "
-                f"The inner_lr ({self.inner_lr}) or meta_lr ({self.meta_lr}) is probably "
-                "too large."
+                f"Meta-training diverged: {what} at iteration {kept + first + 1}. Training "
+                f"stopped and the parameters after iteration {kept} were kept "
+                f"(n_iter_={kept}). The inner_lr ({self.inner_lr}) or meta_lr "
+                f"({self.meta_lr}) is probably too large; lower them, or standardise the "
+                "features and targets."
             )
         self.loss_curve_.extend(losses)
         self.n_iter_ += len(losses)

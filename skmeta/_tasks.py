@@ -275,11 +275,13 @@ def is_task_list(X: Any, y: Any) -> bool:
     if y is not None or not isinstance(X, (list, tuple)) or len(X) == 0:
         return False
     first = X[0]
+    # ndim >= 1, not == 2: a list of pairs with a 1-D X_0 is a malformed task list,
+    # to be reported as such (naming the task), not as long-format input without y.
     return (
         isinstance(first, (list, tuple))
         and len(first) == 2
         and not isinstance(first[0], (numbers.Number, str))
-        and np.ndim(first[0]) == 2
+        and np.ndim(first[0]) >= 1
     )
 
 
@@ -307,6 +309,34 @@ def _split_task_col(X: Any, groups: Any, task_col: str | None, *, required: bool
     if groups is not None:
         raise ValueError(f"Pass the task ids either as groups or as X[{task_col!r}], not both.")
     return X.drop(columns=[task_col]), X[task_col].to_numpy()
+
+
+def _is_array_like(X: Any) -> bool:
+    return hasattr(X, "__array__") or hasattr(X, "__len__") or hasattr(X, "shape")
+
+
+def _first_non_finite_row(X, y, groups):
+    """``(row, task id)`` of the first row with NaN/inf in X or y, or None.
+
+    Used to make sklearn's "Input contains NaN" message name the task.
+    """
+    if groups is None:
+        return None
+    try:
+        X_arr = np.asarray(X, dtype=np.float64)
+        y_arr = np.asarray(y, dtype=np.float64) if y is not None else None
+        groups = np.asarray(groups)
+    except (TypeError, ValueError):
+        return None
+    if X_arr.ndim != 2 or len(groups) != len(X_arr):
+        return None
+    bad = ~np.isfinite(X_arr).all(axis=1)
+    if y_arr is not None and y_arr.shape == bad.shape:
+        bad |= ~np.isfinite(y_arr)
+    if not bad.any():
+        return None
+    row = int(np.flatnonzero(bad)[0])
+    return row, task_name(groups[row])
 
 
 def _check_targets(y: np.ndarray, *, classification: bool):
@@ -340,6 +370,13 @@ def _group_rows(X, y, groups, *, classification: bool) -> TaskSet:
             raise ValueError(
                 f"groups must be 1-D with one task id per row of X: got shape {groups.shape} "
                 f"for {n_rows} rows."
+            )
+        missing = pd.isna(groups)
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise ValueError(
+                f"groups has a missing task id (NaN or None) at row {row}; "
+                "every row needs a task id."
             )
         try:
             task_ids, task_index = np.unique(groups, return_inverse=True)
@@ -381,10 +418,28 @@ def read_tasks(
         return _read_task_list(estimator, X, reset=reset, classification=classification)
     if y is None and isinstance(X, (list, tuple)) and len(X) == 0:
         raise ValueError("Got an empty list of tasks.")
-    X, groups = _split_task_col(X, groups, task_col, required=False)
-    X, y = validate_data(
-        estimator, X, y, reset=reset, dtype=[np.float32, np.float64], y_numeric=not classification
-    )
+    if y is None and not _is_array_like(X):
+        raise TypeError(
+            "X must be array-like (with y), a list of (X_i, y_i) tasks, or a task sampler "
+            f"with a sample(n_tasks, random_state) method; got {type(X).__name__}"
+            f"{' whose sample is not callable' if hasattr(X, 'sample') else ''}."
+        )
+    # At fit, a task_col missing from X is a mistake (the rows would silently be one task).
+    X, groups = _split_task_col(X, groups, task_col, required=reset and groups is None)
+    try:
+        X, y = validate_data(
+            estimator,
+            X,
+            y,
+            reset=reset,
+            dtype=[np.float32, np.float64],
+            y_numeric=not classification,
+        )
+    except ValueError as exc:
+        where = _first_non_finite_row(X, y, groups)
+        if where is None:
+            raise
+        raise ValueError(f"{exc} (first at row {where[0]}, task {where[1]!r})") from exc
     y = _check_targets(y, classification=classification)
     return _group_rows(X.astype(np.float32, copy=False), y, groups, classification=classification)
 
@@ -441,6 +496,17 @@ def _stack_plain_arrays(tasks, n_features, *, classification: bool):
     return X_all, y_parts
 
 
+def _check_same_columns(frames: list) -> None:
+    """DataFrame tasks must share their columns (pd.concat would fill the gaps with NaN)."""
+    columns = list(frames[0].columns)
+    for t, frame in enumerate(frames[1:], start=1):
+        if list(frame.columns) != columns:
+            raise ValueError(
+                f"Task {t} has columns {list(frame.columns)}, but task 0 has {columns}; "
+                "every DataFrame task needs the same columns in the same order."
+            )
+
+
 def _read_task_list(estimator, tasks, *, reset: bool, classification: bool) -> TaskSet:
     """Read a list of ``(X_i, y_i)`` pairs; errors name the offending task."""
     for t, pair in enumerate(tasks):
@@ -464,6 +530,7 @@ def _read_task_list(estimator, tasks, *, reset: bool, classification: bool) -> T
             X_parts.append(X_t if isinstance(X_t, pd.DataFrame) else X_arr)
             y_parts.append(y_arr)
         if all(isinstance(part, pd.DataFrame) for part in X_parts):
+            _check_same_columns(X_parts)
             X_all = pd.concat(X_parts, ignore_index=True)
         else:
             X_all = np.concatenate([np.asarray(part) for part in X_parts])
@@ -492,13 +559,16 @@ def _read_task_list(estimator, tasks, *, reset: bool, classification: bool) -> T
 def draw_tasks(estimator, sampler, n_tasks: int, rng, *, reset: bool, classification: bool):
     """Draw ``n_tasks`` tasks from a sampler and read them into a TaskSet."""
     tasks = sampler.sample(n_tasks, random_state=rng)
+    call = f"{type(sampler).__name__}.sample({n_tasks}, random_state)"
     if not isinstance(tasks, (list, tuple)) or len(tasks) != n_tasks:
         raise ValueError(
-            f"{type(sampler).__name__}.sample({n_tasks}, random_state) must return a list "
-            f"of {n_tasks} (X, y) tasks; got {type(tasks).__name__}"
+            f"{call} must return a list of {n_tasks} (X, y) tasks; got {type(tasks).__name__}"
             f"{f' of length {len(tasks)}' if isinstance(tasks, (list, tuple)) else ''}."
         )
-    return _read_task_list(estimator, tasks, reset=reset, classification=classification)
+    try:
+        return _read_task_list(estimator, tasks, reset=reset, classification=classification)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{call} returned an invalid task: {exc}") from exc
 
 
 def read_task(estimator, X: Any, y: Any, *, classification: bool = False):
