@@ -141,6 +141,13 @@ class FineTuneBase(BaseTaskEstimator):
                 f"pairs), got {type(self.callbacks).__name__}."
             )
 
+    def _fine_tune_init(self) -> dict:
+        """Parameters fine-tuning starts from: the pretrained ones.
+
+        The hook for classifiers, which swap in a fresh ``n_way`` head here.
+        """
+        return self._params()
+
     def _fine_tune_settings(self) -> fn.FineTune:
         trainable = None
         if self.adapt_layers == "head":
@@ -298,7 +305,7 @@ or task sampler
             tuned = fn.fine_tune(
                 module,
                 self._loss_fn,
-                self._params(),
+                self._fine_tune_init(),
                 self._buffers(),
                 X_t,
                 y_t,
@@ -313,7 +320,7 @@ or task sampler
 
     def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
         settings = self._fine_tune_settings()
-        params, buffers = self._params(), self._buffers()
+        params, buffers = self._fine_tune_init(), self._buffers()
         with torch.no_grad():
             with self._module_mode(True) as module:
                 # Whether vmap can run this module: the same probe MAML uses.

@@ -199,6 +199,7 @@ def test_user_callbacks_run_and_warm_start_continues():
     assert est.history_[-1, "epoch"] == 4 and est.n_iter_ == 4
     est.fit(tasks)
     assert est.n_iter_ == 8 and len(est.loss_curve_) == 8
+    assert counter.epochs == 4  # skorch re-initialises callbacks at every fit
     assert est.loss_curve_[-1] < est.loss_curve_[0]
 
 
