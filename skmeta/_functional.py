@@ -13,6 +13,8 @@ never read or written.
   running statistics, data-dependent control flow).
 * :func:`adapt_batch` / :func:`predict_batch` adapt many tasks at once and
   predict with the per-task parameters (used to score).
+* :func:`fine_tune` is the fine-tuning counterpart of :func:`adapt`: SGD or
+  Adam on all parameters or a named subset (the network's head).
 
 Second order by default: the gradient of the meta-loss flows through the
 inner SGD steps (the inner gradients are part of the autograd graph).
@@ -105,6 +107,78 @@ def adapt(
     return params
 
 
+@dataclass(frozen=True)
+class FineTune:
+    """Settings of fine-tuning a pretrained network on one task.
+
+    Parameters
+    ----------
+    lr : float
+        Step size.
+    steps : int
+        Number of optimizer steps (full batch: the whole support set).
+    optimizer : {"sgd", "adam"}
+        Plain gradient descent, or Adam with bias correction and fresh moments.
+    trainable : tuple of str or None
+        Names of the parameters to train; the others stay fixed. None: all.
+    """
+
+    lr: float
+    steps: int
+    optimizer: str = "sgd"
+    trainable: tuple[str, ...] | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+def fine_tune(
+    model: nn.Module,
+    loss_fn: LossFn,
+    params: Params,
+    buffers: Params,
+    X: Tensor,
+    y: Tensor,
+    w: Tensor,
+    settings: FineTune,
+) -> Params:
+    """Parameters after fine-tuning on one task's support set.
+
+    Same signature as :func:`adapt` (so :func:`adapt_batch` can vectorise it
+    over tasks), with :class:`FineTune` settings. Not meant to be
+    differentiated through: call it under :func:`torch.no_grad`.
+    """
+    if settings.optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {settings.optimizer!r}")
+    names = tuple(params) if settings.trainable is None else settings.trainable
+    fixed = {name: p for name, p in params.items() if name not in names}
+    trained = {name: params[name] for name in names}
+
+    def loss_of_trained(trained: Params) -> Tensor:
+        return task_loss(model, loss_fn, {**fixed, **trained}, buffers, X, y, w)
+
+    gradient = grad(loss_of_trained)
+    beta1, beta2 = settings.betas
+    first = {name: torch.zeros_like(p) for name, p in trained.items()}
+    second = {name: torch.zeros_like(p) for name, p in trained.items()}
+    for step in range(1, settings.steps + 1):
+        grads = gradient(trained)
+        if settings.optimizer == "sgd":
+            trained = {name: p - settings.lr * grads[name] for name, p in trained.items()}
+            continue
+        first = {name: beta1 * m + (1 - beta1) * grads[name] for name, m in first.items()}
+        second = {name: beta2 * v + (1 - beta2) * grads[name] ** 2 for name, v in second.items()}
+        # Bias-corrected moments, in the same arithmetic as torch.optim.Adam.
+        correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
+        trained = {
+            name: p
+            - (settings.lr / correction1)
+            * first[name]
+            / (second[name].sqrt() / correction2 + settings.eps)
+            for name, p in trained.items()
+        }
+    return {name: trained.get(name, p) for name, p in params.items()}
+
+
 def query_loss(
     model: nn.Module,
     loss_fn: LossFn,
@@ -161,14 +235,19 @@ def adapt_batch(
     X: Tensor,
     y: Tensor,
     w: Tensor,
-    settings: InnerLoop,
+    settings: InnerLoop | FineTune,
     *,
     batching: str = "vmap",
+    adapt_fn: Callable[..., Params] = adapt,
 ) -> Params:
-    """Adapt to each task of a batch; returns parameters stacked along dim 0."""
+    """Adapt to each task of a batch; returns parameters stacked along dim 0.
+
+    ``adapt_fn`` is :func:`adapt` (with :class:`InnerLoop` settings) or
+    :func:`fine_tune` (with :class:`FineTune` settings).
+    """
 
     def one_task(X_t, y_t, w_t):
-        return adapt(model, loss_fn, params, buffers, X_t, y_t, w_t, settings)
+        return adapt_fn(model, loss_fn, params, buffers, X_t, y_t, w_t, settings)
 
     if batching == "vmap":
         return vmap(one_task, randomness="different")(X, y, w)

@@ -1,0 +1,447 @@
+"""Pretrain + fine-tune estimators: the model-dependent baseline of MAML.
+
+``fit`` pretrains one network on the rows of all tasks pooled, with skorch
+doing the supervised training (its history, callbacks and early stopping on
+held-out *tasks*). ``adapt`` fine-tunes a copy of the pretrained parameters
+on a new task's support set with the pure function
+:func:`skmeta._functional.fine_tune`; the pretrained network never changes.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+from skorch import NeuralNetRegressor
+from skorch.callbacks import EarlyStopping
+from skorch.helper import predefined_split
+from torch import nn
+from torch.utils.data import BatchSampler, RandomSampler, TensorDataset
+
+from . import _functional as fn
+from . import _tasks
+from ._base import BaseTaskEstimator, RegressionTaskMixin, check_number, resolve_device
+
+_ADAPT_OPTIMIZERS = ("sgd", "adam")
+_ADAPT_LAYERS = ("all", "head")
+
+
+class _PooledLoss(nn.Module):
+    """skorch criterion: the estimator's task loss, every row weighted 1."""
+
+    def __init__(self, loss_fn):
+        super().__init__()
+        self.loss_fn = loss_fn
+
+    def forward(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(output, y, torch.ones(len(y), dtype=output.dtype, device=y.device))
+
+
+def head_parameter_names(module: nn.Module) -> tuple[str, ...]:
+    """Names of the parameters of the last submodule (in registration order) that owns any.
+
+    For the default MLP and most feed-forward networks this is the output layer.
+    """
+    head = ()
+    for prefix, submodule in module.named_modules():
+        own = [name for name, _ in submodule.named_parameters(recurse=False)]
+        if own:
+            head = tuple(f"{prefix}.{name}" if prefix else name for name in own)
+    return head
+
+
+class FineTuneBase(BaseTaskEstimator):
+    """Pretraining on pooled tasks, fine-tuning and few-shot scoring (not for direct use).
+
+    Subclasses add a task-type mixin (loss, outputs, score) and
+    ``_net_class``, the skorch net that pretrains.
+    """
+
+    _net_class = NeuralNetRegressor
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(40, 40),
+        lr=1e-3,
+        max_epochs=100,
+        batch_size=128,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        callbacks=None,
+        n_sampled_tasks=1000,
+        adapt_lr=0.01,
+        adapt_steps=10,
+        adapt_optimizer="sgd",
+        adapt_layers="all",
+        shots=10,
+        task_col=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        **kwargs,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
+        self.n_sampled_tasks = n_sampled_tasks
+        self.adapt_lr = adapt_lr
+        self.adapt_steps = adapt_steps
+        self.adapt_optimizer = adapt_optimizer
+        self.adapt_layers = adapt_layers
+        self.shots = shots
+        self.task_col = task_col
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self._store_module_kwargs(kwargs)
+
+    # ------------------------------------------------------------ settings
+    def _check_params(self) -> None:
+        self._check_common_params()
+        check_number("lr", self.lr)
+        check_number("max_epochs", self.max_epochs, integer=True)
+        check_number("batch_size", self.batch_size, integer=True)
+        check_number("n_iter_no_change", self.n_iter_no_change, integer=True)
+        check_number("n_sampled_tasks", self.n_sampled_tasks, integer=True)
+        check_number("adapt_lr", self.adapt_lr)
+        check_number("adapt_steps", self.adapt_steps, integer=True, strict=False)
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}.")
+        fraction = self.validation_fraction
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, numbers.Real)
+            or not (0 <= fraction < 1)
+        ):
+            raise ValueError(f"validation_fraction must be in [0, 1), got {fraction!r}.")
+        if self.adapt_optimizer not in _ADAPT_OPTIMIZERS:
+            raise ValueError(
+                f"adapt_optimizer must be one of {_ADAPT_OPTIMIZERS}, got {self.adapt_optimizer!r}."
+            )
+        if self.adapt_layers not in _ADAPT_LAYERS:
+            raise ValueError(
+                f"adapt_layers must be one of {_ADAPT_LAYERS}, got {self.adapt_layers!r}."
+            )
+        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
+            raise ValueError(
+                "callbacks must be None or a list of skorch callbacks (or (name, callback) "
+                f"pairs), got {type(self.callbacks).__name__}."
+            )
+
+    def _fine_tune_init(self) -> dict:
+        """Parameters fine-tuning starts from: the pretrained ones.
+
+        The hook for classifiers, which swap in a fresh ``n_way`` head here.
+        """
+        return self._params()
+
+    def _fine_tune_settings(self) -> fn.FineTune:
+        trainable = None
+        if self.adapt_layers == "head":
+            trainable = head_parameter_names(self.module_)
+        return fn.FineTune(
+            float(self.adapt_lr), int(self.adapt_steps), self.adapt_optimizer, trainable
+        )
+
+    # ------------------------------------------------------------ fitting
+    def fit(self, X, y=None, groups=None):
+        """Pretrain one network on the rows of all tasks, pooled.
+
+        A fraction ``validation_fraction`` of the *tasks* (not rows) is held
+        out, and training stops when their loss has not improved for
+        ``n_iter_no_change`` epochs; the best epoch's parameters are kept.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features), list of (X_i, y_i), \
+or task sampler
+            Long-format rows (with ``y`` and ``groups``), a list of tasks, or
+            an object with ``sample(n_tasks, random_state)``, from which
+            ``n_sampled_tasks`` tasks are drawn once.
+        y : array-like of shape (n_samples,), optional
+            Targets, for long-format input.
+        groups : array-like of shape (n_samples,), optional
+            Task id of each row. None with long-format input: all rows are one task.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        warm = self.warm_start and hasattr(self, "module_")
+        if not warm:
+            self._clear_fit()
+            self.device_ = resolve_device(self.device)
+            self._seed = self._draw_seed()
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+            self.validation_loss_curve_ = []
+        _, rng = self._rngs(self._seed, stream=self.n_iter_)
+        taskset = self._read_training_tasks(X, y, groups, rng, reset=not warm)
+        if not warm:
+            self.module_ = self._build_module(
+                self.n_features_in_, self._n_outputs(taskset), seed=self._seed
+            )
+            self._check_module_output(self._as_tensor(taskset.X[:2]))
+        self.adapted_params_ = None
+        self._pretrain(taskset, rng)
+        return self
+
+    def _clear_fit(self) -> None:
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("module__")]:
+            delattr(self, name)
+
+    def _read_training_tasks(self, X, y, groups, rng, *, reset: bool) -> _tasks.TaskSet:
+        classification = self._classification
+        if _tasks.is_sampler(X):
+            if y is not None or groups is not None:
+                raise ValueError("y and groups must be None when X is a task sampler.")
+            return _tasks.draw_tasks(
+                self, X, self.n_sampled_tasks, rng, reset=reset, classification=classification
+            )
+        return _tasks.read_tasks(self, X, y, groups, reset=reset, classification=classification)
+
+    def _pooled_targets(self, taskset: _tasks.TaskSet) -> np.ndarray:
+        """Targets of the pooled pretraining rows (regression: the task targets)."""
+        return taskset.y
+
+    def _validation_tasks(self, taskset: _tasks.TaskSet, rng) -> np.ndarray:
+        """Indices of the tasks held out for early stopping (empty when off or too few)."""
+        n_valid = int(self.validation_fraction * taskset.n_tasks) if self.early_stopping else 0
+        if n_valid == 0 or n_valid == taskset.n_tasks:
+            return np.array([], dtype=np.int64)
+        return np.sort(rng.permutation(taskset.n_tasks)[:n_valid])
+
+    def _pretrain(self, taskset: _tasks.TaskSet, rng) -> None:
+        X = self._as_tensor(taskset.X)
+        y = self._as_tensor(self._pooled_targets(taskset))
+        valid_tasks = self._validation_tasks(taskset, rng)
+        is_valid = self._as_tensor(np.isin(taskset.task_index, valid_tasks))
+        train = TensorDataset(X[~is_valid], y[~is_valid])
+        # Whole mini-batches are sliced from the tensors in one indexing call:
+        # row-by-row collation would dominate the cost of small networks.
+        batches = BatchSampler(RandomSampler(train), self.batch_size, drop_last=False)
+        callbacks = list(self.callbacks or [])
+        train_split = None
+        if bool(is_valid.any()):
+            train_split = predefined_split(TensorDataset(X[is_valid], y[is_valid]))
+            stopper = EarlyStopping(
+                monitor="valid_loss", patience=self.n_iter_no_change, load_best=True
+            )
+            callbacks.append(("early_stopping", stopper))
+        net = self._net_class(
+            module=self.module_,
+            criterion=_PooledLoss(self._loss_fn),
+            optimizer=torch.optim.Adam,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train__sampler=batches,
+            iterator_train__batch_size=None,
+            train_split=train_split,
+            callbacks=callbacks,
+            device=self.device_,
+            verbose=self.verbose,
+        )
+        devices = [self.device_] if self.device_.type == "cuda" else []
+        # Seeded shuffling (and dropout) without touching the caller's global RNG.
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+            net.fit(train, y=None)
+        self.module_ = net.module_
+        self.module_.eval()
+        self.history_ = net.history
+        train_loss = net.history[:, "train_loss"]
+        self.loss_curve_.extend(float(v) for v in train_loss)
+        if train_split is not None:
+            self.validation_loss_curve_.extend(float(v) for v in net.history[:, "valid_loss"])
+        self.n_iter_ += len(train_loss)
+        if not np.isfinite(train_loss).all():
+            raise FloatingPointError(
+                f"The pretraining loss became {train_loss[-1]}; lr ({self.lr}) is probably "
+                "too large."
+            )
+
+    # ------------------------------------------------------------ adaptation
+    def adapt(self, X, y):
+        """Fine-tune a copy of the pretrained network on a new task's support set.
+
+        Runs ``adapt_steps`` full-batch steps of ``adapt_optimizer`` with
+        ``adapt_lr`` on all parameters or only the last layer
+        (``adapt_layers``), always from the pretrained parameters: the
+        pretrained network is not changed, so calling ``adapt`` twice with the
+        same data gives the same model. :meth:`predict` then uses the
+        fine-tuned parameters.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_support, n_features)
+        y : array-like of shape (n_support,)
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self, "module_")
+        self._check_params()
+        X, y, classes = _tasks.read_task(self, X, y, classification=self._classification)
+        self._set_task_classes(classes)
+        X_t, y_t = self._as_tensor(X), self._as_tensor(y)
+        w = torch.ones(len(y), dtype=X_t.dtype, device=self.device_)
+        with torch.no_grad(), self._module_mode(True) as module:
+            tuned = fn.fine_tune(
+                module,
+                self._loss_fn,
+                self._fine_tune_init(),
+                self._buffers(),
+                X_t,
+                y_t,
+                w,
+                self._fine_tune_settings(),
+            )
+        self.adapted_params_ = {name: p.detach() for name, p in tuned.items()}
+        return self
+
+    def _set_task_classes(self, classes) -> None:
+        """Classifiers record the adapted task's labels."""
+
+    def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
+        settings = self._fine_tune_settings()
+        params, buffers = self._fine_tune_init(), self._buffers()
+        with torch.no_grad():
+            with self._module_mode(True) as module:
+                # Whether vmap can run this module: the same probe MAML uses.
+                probe = fn.InnerLoop(settings.lr, 1, first_order=True)
+                batching = fn.choose_batching(module, self._loss_fn, params, buffers, batch, probe)
+                tuned = fn.adapt_batch(
+                    module,
+                    self._loss_fn,
+                    params,
+                    buffers,
+                    batch.X_support,
+                    batch.y_support,
+                    batch.w_support,
+                    settings,
+                    batching=batching,
+                    adapt_fn=fn.fine_tune,
+                )
+            with self._module_mode(False) as module:
+                return fn.predict_batch(module, tuned, buffers, batch.X_query, batching=batching)
+
+
+class FineTuneRegressor(RegressionTaskMixin, FineTuneBase):
+    """Pretrain one network on all tasks pooled, then fine-tune it per task.
+
+    The model-dependent baseline that MAML is compared with (Finn et al.,
+    2017): :meth:`fit` trains a single network on the rows of every task
+    pooled, with skorch's :class:`~skorch.NeuralNetRegressor` (Adam,
+    mini-batches, early stopping on held-out tasks); :meth:`adapt`
+    fine-tunes a copy of it on a new task's support examples. It takes the
+    same task inputs and has the same ``adapt``/``predict``/``score``
+    contract as :class:`MAMLRegressor`, so either drops into the same
+    pipeline, grid search or benchmark.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=None
+        The network. A class is instantiated with the ``module__*``
+        parameters; an instance is deep-copied. None builds an MLP
+        ``n_features -> hidden_layer_sizes -> 1`` with ReLU activations. The
+        output must have shape ``(n, 1)`` or ``(n,)``.
+    hidden_layer_sizes : tuple of int, default=(40, 40)
+        Hidden widths of the default MLP (ignored when ``module`` is given).
+    lr : float, default=1e-3
+        Adam step size of pretraining.
+    max_epochs : int, default=100
+        Most passes over the pooled training rows.
+    batch_size : int, default=128
+        Rows per pretraining mini-batch.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the tasks and stop when their
+        loss stops improving, keeping the best epoch's parameters. It is off
+        when that fraction rounds down to no task (e.g. a single task).
+    validation_fraction : float, default=0.1
+        Fraction of the tasks (whole tasks, not rows) held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without improvement of the held-out loss before stopping.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks (or ``(name, callback)`` pairs) for the skorch net.
+    n_sampled_tasks : int, default=1000
+        Tasks drawn, once, when ``fit`` is given a task sampler; pretraining
+        then runs epochs over this fixed set.
+    adapt_lr : float, default=0.01
+        Step size of fine-tuning in :meth:`adapt` and few-shot :meth:`score`.
+    adapt_steps : int, default=10
+        Full-batch fine-tuning steps; 0 evaluates the pretrained network.
+    adapt_optimizer : {"sgd", "adam"}, default="sgd"
+        Optimizer of fine-tuning (Adam starts from fresh moments each time).
+    adapt_layers : {"all", "head"}, default="all"
+        Fine-tune every parameter, or only the last layer (the last
+        submodule, in registration order, that owns parameters).
+    shots : int or float, default=10
+        Support rows per task (int) or their fraction (float in (0, 1)) for
+        few-shot :meth:`score`; pretraining uses every row.
+    task_col : str, default=None
+        Name of a DataFrame column of ``X`` holding the task id; it is
+        removed from the features.
+    device : {"cpu", "cuda", "auto"} or torch.device, default="cpu"
+        Where the network and every tensor live.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, task draws, the held-out tasks, shuffling and
+        support/query splits.
+    verbose : int, default=0
+        1 prints skorch's table of losses per epoch.
+    warm_start : bool, default=False
+        Continue pretraining the current network (with a fresh optimizer)
+        instead of starting afresh.
+    **kwargs
+        ``module__<name>`` parameters passed to the ``module`` class.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The pretrained network (the one skorch trained).
+    adapted_params_ : dict of str to Tensor or None
+        Parameters after the last :meth:`adapt`; None before.
+    history_ : skorch.History
+        skorch's record of the last ``fit``: losses per epoch and batch.
+    loss_curve_ : list of float
+        Training loss per epoch, over all ``fit`` calls.
+    validation_loss_curve_ : list of float
+        Held-out tasks' loss per epoch (empty without early stopping).
+    n_iter_ : int
+        Epochs run.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when fit on a DataFrame with string column names.
+    device_ : torch.device
+        The resolved device.
+
+    See Also
+    --------
+    MAMLRegressor : meta-learn an initialisation that adapts in a few steps.
+
+    Examples
+    --------
+    >>> from skmeta import FineTuneRegressor
+    >>> from skmeta.datasets import SinusoidTasks
+    >>> tasks = SinusoidTasks(n_samples=20)
+    >>> ft = FineTuneRegressor(n_sampled_tasks=100, max_epochs=20, random_state=0).fit(tasks)
+    >>> X, y = tasks.sample(1, random_state=1)[0]
+    >>> ft.adapt(X[:10], y[:10]).predict(X[10:]).shape
+    (10,)
+    """
