@@ -1,7 +1,7 @@
 """skmeta: scikit-learn compatible meta-learning on PyTorch."""
 
-from ._maml import MAMLRegressor
+from ._maml import MAMLClassifier, MAMLRegressor
 from ._pipeline import adapt_pipeline
 
-__all__ = ["MAMLRegressor", "adapt_pipeline"]
+__all__ = ["MAMLClassifier", "MAMLRegressor", "adapt_pipeline"]
 __version__ = "0.1.0"

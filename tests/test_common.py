@@ -2,10 +2,13 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmeta import MAMLRegressor
+from skmeta import MAMLClassifier, MAMLRegressor
 
 # Small but real settings: the checks fit dozens of times.
-ESTIMATORS = [MAMLRegressor(max_iter=100, meta_lr=1e-2, shots=0.5, random_state=0)]
+ESTIMATORS = [
+    MAMLRegressor(max_iter=100, meta_lr=1e-2, shots=0.5, random_state=0),
+    MAMLClassifier(max_iter=100, meta_lr=1e-2, inner_lr=0.1, shots=0.5, random_state=0),
+]
 
 _SHARED_EXPECTED_FAILURES = {
     "check_do_not_raise_errors_in_init_or_set_params": (
@@ -23,6 +26,7 @@ _SHARED_EXPECTED_FAILURES = {
 # Checks that cannot pass, with the reason.
 EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
     "MAMLRegressor": _SHARED_EXPECTED_FAILURES,
+    "MAMLClassifier": _SHARED_EXPECTED_FAILURES,
 }
 
 
