@@ -384,8 +384,8 @@ class ClassificationTaskMixin(FewShotScoreMixin, ClassifierMixin):
     def _check_n_classes(self, labels: np.ndarray, what: str) -> None:
         if len(labels) < 2:
             raise ValueError(
-                f"{what} has one class only ({labels[0]!r}); a classification task needs at "
-                "least 2 classes."
+                f"{what} has one class only ({_tasks.task_name(labels[0])!r}); a classification "
+                "task needs at least 2 classes."
             )
         if len(labels) > self.n_way_:
             raise ValueError(
