@@ -1,8 +1,8 @@
 """skmeta: scikit-learn compatible meta-learning on PyTorch."""
 
 from ._finetune import FineTuneRegressor
-from ._maml import MAMLRegressor
+from ._maml import MAMLClassifier, MAMLRegressor
 from ._pipeline import adapt_pipeline
 
-__all__ = ["FineTuneRegressor", "MAMLRegressor", "adapt_pipeline"]
+__all__ = ["FineTuneRegressor", "MAMLClassifier", "MAMLRegressor", "adapt_pipeline"]
 __version__ = "0.1.0"

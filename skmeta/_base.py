@@ -17,7 +17,8 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -493,3 +494,116 @@ class RegressionTaskMixin(FewShotScoreMixin, RegressorMixin):
         constant = ss_tot == 0
         r2 = 1 - ss_res / torch.where(constant, torch.ones_like(ss_tot), ss_tot)
         return torch.where(constant, (ss_res == 0).to(r2.dtype), r2)
+
+
+class ClassificationTaskMixin(FewShotScoreMixin, ClassifierMixin):
+    """N-way classification specifics: ``n_way`` logits, cross-entropy, accuracy per task.
+
+    Every task is encoded to class codes ``0..n_classes_t - 1``; the network
+    has ``n_way_`` output units, and a task with fewer classes ignores the
+    units above its own (their logits are masked out in :meth:`predict`,
+    :meth:`predict_proba` and few-shot scoring). The estimator must have an
+    ``n_way`` parameter (None: the largest task's class count at fit).
+    """
+
+    _classification = True
+    _loss_fn = staticmethod(fn.weighted_cross_entropy)
+
+    def _n_outputs(self, taskset: _tasks.TaskSet) -> int:
+        return self.n_way_
+
+    def _check_output_shape(self, output: torch.Tensor, n_rows: int) -> None:
+        if output.shape != (n_rows, self.n_way_):
+            raise ValueError(
+                f"module output has shape {tuple(output.shape)} for {n_rows} rows; a classifier "
+                f"with n_way={self.n_way_} needs ({n_rows}, {self.n_way_}). Check the module's "
+                "output size."
+            )
+
+    def _set_n_way(self, taskset: _tasks.TaskSet) -> None:
+        """Fix ``n_way_`` at the first fit: the ``n_way`` parameter, or the largest task."""
+        if self.n_way is not None:
+            check_number("n_way", self.n_way, integer=True, minimum=2, strict=False)
+            self.n_way_ = int(self.n_way)
+        else:
+            self.n_way_ = max(2, max(len(labels) for labels in taskset.classes))
+
+    def _check_tasks(self, taskset: _tasks.TaskSet) -> None:
+        """Every task needs 2..n_way_ classes; the error names the first that has not."""
+        for t, labels in enumerate(taskset.classes):
+            self._check_n_classes(labels, f"Task {_tasks.task_name(taskset.task_ids[t])!r}")
+
+    def _check_n_classes(self, labels: np.ndarray, what: str) -> None:
+        if len(labels) < 2:
+            raise ValueError(
+                f"{what} has one class only ({_tasks.task_name(labels[0])!r}); a classification "
+                "task needs at least 2 classes."
+            )
+        if len(labels) > self.n_way_:
+            raise ValueError(
+                f"{what} has {len(labels)} classes, more than n_way={self.n_way_} output units. "
+                "Set n_way to at least the largest task's number of classes."
+            )
+
+    def _set_task_classes(self, classes: np.ndarray) -> None:
+        self._check_n_classes(classes, "The task given to adapt")
+        self.classes_ = classes
+
+    def _task_logits(self, X) -> torch.Tensor:
+        """Logits of the current task's classes (the columns of ``classes_``)."""
+        check_is_fitted(self, "module_")
+        if getattr(self, "classes_", None) is None:
+            raise NotFittedError(
+                f"This {type(self).__name__} was meta-trained on several tasks, whose labels "
+                "mean different things: call adapt(X_support, y_support) on the task to "
+                "predict before predict or predict_proba."
+            )
+        return self._forward(X)[:, : len(self.classes_)]
+
+    def predict(self, X) -> np.ndarray:
+        """Labels of the adapted task (or of the single fit task before any adapt).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Values from ``classes_``.
+        """
+        codes = self._task_logits(X).argmax(dim=1).cpu().numpy()
+        return self.classes_[codes]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities for the adapted task; columns follow ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        proba = torch.softmax(self._task_logits(X).to(torch.float64), dim=1)
+        return proba.cpu().numpy()
+
+    def _few_shot_score(self, taskset: _tasks.TaskSet) -> float:
+        self._check_tasks(taskset)
+        return super()._few_shot_score(taskset)
+
+    def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
+        # Codes are 0..n_classes_t - 1 and every class has support rows, so the
+        # largest support code tells which output units the task does not use.
+        outputs = super()._adapted_query_outputs(batch)
+        n_classes = (batch.y_support * (batch.w_support > 0)).amax(dim=1) + 1
+        units = torch.arange(outputs.shape[-1], device=outputs.device)
+        unused = units[None, None, :] >= n_classes[:, None, None]
+        return outputs.masked_fill(unused, float("-inf"))
+
+    @staticmethod
+    def _query_scores(outputs: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Accuracy of each task's query rows."""
+        correct = (outputs.argmax(dim=-1) == y).to(w.dtype)
+        return (correct * w).sum(dim=1) / w.sum(dim=1)

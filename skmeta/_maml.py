@@ -5,13 +5,20 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from . import _functional as fn
 from . import _tasks
-from ._base import BaseTaskEstimator, RegressionTaskMixin, check_number, resolve_device
+from ._base import (
+    BaseTaskEstimator,
+    ClassificationTaskMixin,
+    RegressionTaskMixin,
+    check_number,
+    resolve_device,
+)
 
 # Meta-losses are copied to the host in chunks of this many steps: one sync per chunk.
 _CHECK_EVERY = 20
@@ -153,6 +160,7 @@ or task sampler
                 stratify=stratify,
                 classification=classification,
                 first=first,
+                check=self._check_tasks,
             )
             return source, first
         taskset = _tasks.read_tasks(self, X, y, groups, reset=reset, classification=classification)
@@ -279,6 +287,9 @@ or task sampler
     def _set_task_classes(self, classes) -> None:
         """Classifiers record the adapted task's labels."""
 
+    def _check_tasks(self, taskset: _tasks.TaskSet) -> None:
+        """Classifiers check each sampled task's class count."""
+
     def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
         settings = self._inner_loop(adapting=True)
         batching = self.batching_ or "vmap"
@@ -386,3 +397,191 @@ class MAMLRegressor(RegressionTaskMixin, MAMLBase):
     >>> maml.adapt(X[:10], y[:10]).predict(X[10:]).shape
     (10,)
     """
+
+
+class MAMLClassifier(ClassificationTaskMixin, MAMLBase):
+    """Model-agnostic meta-learning (MAML) for N-way few-shot classification.
+
+    Each task is a classification problem with its own labels (task A may use
+    ``{3, 7}``, task B ``{"cat", "dog", "owl"}``). Inside, a task's labels are
+    coded ``0..n_classes - 1``; during meta-training the codes of every task
+    are mapped to the ``n_way`` output units through a fresh random
+    permutation at each meta-batch, so that no unit learns a class identity
+    and the initialisation learns to adapt instead (Finn et al., 2017,
+    section 5.2). :meth:`adapt` fixes the label mapping of a new task;
+    :meth:`predict` returns that task's labels and :meth:`predict_proba`
+    has one column per entry of ``classes_``.
+
+    Fit on a single task (``groups=None`` with plain ``X, y``), the labels
+    keep one meaning throughout, so they are not shuffled, ``classes_`` is
+    set at fit and the estimator predicts without :meth:`adapt` like a plain
+    classifier.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=None
+        The network. A class is instantiated with the ``module__*``
+        parameters; an instance is deep-copied. None builds an MLP
+        ``n_features -> hidden_layer_sizes -> n_way`` with ReLU activations.
+        The output must be logits of shape ``(n, n_way)``.
+    n_way : int, default=None
+        Output units, the most classes a task may have. None: the number of
+        classes of the largest task seen at the first fit.
+    hidden_layer_sizes : tuple of int, default=(40, 40)
+        Hidden widths of the default MLP (ignored when ``module`` is given).
+    inner_lr : float, default=0.01
+        Step size of the inner SGD steps, in meta-training and in :meth:`adapt`.
+    inner_steps : int, default=1
+        Inner SGD steps per task during meta-training.
+    adapt_steps : int, default=None
+        SGD steps in :meth:`adapt` and few-shot :meth:`score`; None means
+        ``inner_steps``. 0 evaluates the meta-init itself.
+    first_order : bool, default=False
+        Ignore second derivatives in the meta-gradient (first-order MAML).
+    meta_lr : float, default=1e-3
+        Adam step size of the outer (meta) update.
+    meta_batch_size : int, default=25
+        Tasks per outer step (at most the number of tasks given).
+    max_iter : int, default=1000
+        Outer steps of :meth:`fit`.
+    shots : int or float, default=10
+        Support rows per class (int) or the fraction of each class's rows
+        (float in (0, 1)) in the support/query split of meta-training and
+        scoring; the other rows are the query set.
+    task_col : str, default=None
+        Name of a DataFrame column of ``X`` holding the task id; it is
+        removed from the features.
+    device : {"cpu", "cuda", "auto"} or torch.device, default="cpu"
+        Where the network and every tensor live.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, task draws, label permutations and
+        support/query splits.
+    verbose : int, default=0
+        1 shows a progress bar with the running meta-loss.
+    warm_start : bool, default=False
+        Continue from the previous fit instead of starting afresh.
+    **kwargs
+        ``module__<name>`` parameters passed to the ``module`` class.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Labels of the task last given to :meth:`adapt`, or of the single task
+        fit on; absent after meta-training on several tasks until
+        :meth:`adapt` is called.
+    n_way_ : int
+        Output units of the network.
+    module_ : torch.nn.Module
+        The network holding the meta-learned initialisation.
+    adapted_params_ : dict of str to Tensor or None
+        Parameters after the last :meth:`adapt`; None before.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when fit on a DataFrame with string column names.
+    n_iter_ : int
+        Outer steps taken.
+    loss_curve_ : list of float
+        Meta-loss (mean query cross-entropy of the meta-batch) at each outer step.
+    device_ : torch.device
+        The resolved device.
+    batching_ : {"vmap", "loop"}
+        How the meta-batch is evaluated: vectorised, or one task at a time
+        for modules vmap cannot run.
+    optimizer_ : torch.optim.Adam
+        The outer optimizer (kept for ``warm_start`` and ``partial_fit``).
+
+    See Also
+    --------
+    MAMLRegressor : the same for regression tasks.
+    skmeta.datasets.FewShotDigits : N-way K-shot tasks from rotated digits.
+
+    Examples
+    --------
+    >>> from skmeta import MAMLClassifier
+    >>> from skmeta.datasets import FewShotDigits
+    >>> train = FewShotDigits(n_way=5, k_shot=1, n_query=5, split="meta-train")
+    >>> clf = MAMLClassifier(inner_lr=0.5, shots=1, max_iter=20, random_state=0).fit(train)
+    >>> test = FewShotDigits(n_way=5, k_shot=1, n_query=5, split="meta-test")
+    >>> X, y = test.sample(1, random_state=0)[0]
+    >>> n_support = 5 * 1  # the first n_way * k_shot rows are the support set
+    >>> clf.adapt(X[:n_support], y[:n_support]).predict_proba(X[n_support:]).shape
+    (25, 5)
+    """
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        n_way=None,
+        hidden_layer_sizes=(40, 40),
+        inner_lr=0.01,
+        inner_steps=1,
+        adapt_steps=None,
+        first_order=False,
+        meta_lr=1e-3,
+        meta_batch_size=25,
+        max_iter=1000,
+        shots=10,
+        task_col=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            hidden_layer_sizes=hidden_layer_sizes,
+            inner_lr=inner_lr,
+            inner_steps=inner_steps,
+            adapt_steps=adapt_steps,
+            first_order=first_order,
+            meta_lr=meta_lr,
+            meta_batch_size=meta_batch_size,
+            max_iter=max_iter,
+            shots=shots,
+            task_col=task_col,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            **kwargs,
+        )
+        self.n_way = n_way
+
+    def partial_fit(self, X, y=None, groups=None, classes=None):
+        """One outer (meta) step on a meta-batch drawn from the given tasks.
+
+        Parameters are as for :meth:`fit`, plus ``classes`` (scikit-learn's
+        incremental-classifier convention): if given with long-format ``y``,
+        every label of ``y`` must be in it. Returns self.
+        """
+        if classes is not None and y is not None:
+            unknown = np.setdiff1d(np.asarray(y), np.asarray(classes))
+            if len(unknown):
+                raise ValueError(
+                    f"y has labels {unknown.tolist()[:5]} that are not in classes={classes!r}."
+                )
+        return super().partial_fit(X, y, groups)
+
+    def _task_source(self, X, y, groups, rng, *, reset: bool):
+        source, taskset = super()._task_source(X, y, groups, rng, reset=reset)
+        single = isinstance(source, _tasks.FixedTasks) and taskset.n_tasks == 1
+        if reset:
+            self._set_n_way(taskset)
+            self._fit_classes_ = taskset.classes[0] if single else None
+        elif self._fit_classes_ is not None and not (
+            single and np.array_equal(taskset.classes[0], self._fit_classes_)
+        ):
+            self._fit_classes_ = None  # labels now come from several tasks
+        self._check_tasks(taskset)
+        if self._fit_classes_ is None:
+            vars(self).pop("classes_", None)
+        else:
+            self.classes_ = self._fit_classes_
+        return source, taskset
+
+    def _relabel_to(self):
+        # One task keeps its labels' meaning; across tasks, shuffle codes per task.
+        return None if self._fit_classes_ is not None else self.n_way_

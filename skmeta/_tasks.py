@@ -621,14 +621,18 @@ class SampledTasks:
     """Meta-batches of fresh tasks drawn from a sampler at every step.
 
     ``first`` is a batch already drawn (at ``fit``, to learn the feature
-    count); it is used before any new draw.
+    count); it is used before any new draw. ``check``, if given, is called
+    with each newly drawn TaskSet.
     """
 
-    def __init__(self, estimator, sampler, device, shots, *, stratify, classification, first=None):
+    def __init__(
+        self, estimator, sampler, device, shots, *, stratify, classification, first=None, check=None
+    ):
         self.estimator, self.sampler = estimator, sampler
         self.device, self.shots = device, shots
         self.stratify, self.classification = stratify, classification
         self.pending = first
+        self.check = check  # called on every new draw, e.g. to check class counts
 
     def next_batch(self, n_tasks: int, generator, rng, *, relabel_to=None) -> MetaBatch:
         taskset, self.pending = self.pending, None
@@ -641,5 +645,7 @@ class SampledTasks:
                 reset=False,
                 classification=self.classification,
             )
+            if self.check is not None:
+                self.check(taskset)
         padded = taskset.to_padded(self.device, self.shots, stratify=self.stratify)
         return padded.split(generator, relabel_to=relabel_to)
