@@ -81,6 +81,15 @@ def check_shots(shots) -> None:
         )
 
 
+def check_two_classes(labels: np.ndarray, what: str) -> None:
+    """Raise ``ValueError`` naming ``what`` when ``labels`` has a single class."""
+    if len(labels) < 2:
+        raise ValueError(
+            f"{what} has one class only ({_tasks.task_name(labels[0])!r}); a classification "
+            "task needs at least 2 classes."
+        )
+
+
 def _device_available(device: torch.device) -> bool:
     if device.type == "cpu":
         return True
@@ -534,11 +543,7 @@ class ClassificationTaskMixin(FewShotScoreMixin, ClassifierMixin):
             self._check_n_classes(labels, f"Task {_tasks.task_name(taskset.task_ids[t])!r}")
 
     def _check_n_classes(self, labels: np.ndarray, what: str) -> None:
-        if len(labels) < 2:
-            raise ValueError(
-                f"{what} has one class only ({_tasks.task_name(labels[0])!r}); a classification "
-                "task needs at least 2 classes."
-            )
+        check_two_classes(labels, what)
         if len(labels) > self.n_way_:
             raise ValueError(
                 f"{what} has {len(labels)} classes, more than n_way={self.n_way_} output units. "

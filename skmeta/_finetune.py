@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNetRegressor
+from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 from torch import nn
@@ -22,7 +22,14 @@ from torch.utils.data import BatchSampler, RandomSampler, TensorDataset
 
 from . import _functional as fn
 from . import _tasks
-from ._base import BaseTaskEstimator, RegressionTaskMixin, check_number, resolve_device
+from ._base import (
+    BaseTaskEstimator,
+    ClassificationTaskMixin,
+    RegressionTaskMixin,
+    check_number,
+    check_two_classes,
+    resolve_device,
+)
 
 _ADAPT_OPTIMIZERS = ("sgd", "adam")
 _ADAPT_LAYERS = ("all", "head")
@@ -141,12 +148,17 @@ class FineTuneBase(BaseTaskEstimator):
                 f"pairs), got {type(self.callbacks).__name__}."
             )
 
-    def _fine_tune_init(self) -> dict:
-        """Parameters fine-tuning starts from: the pretrained ones.
+    def _fine_tune_init(self, y_support: torch.Tensor, w_support: torch.Tensor) -> dict:
+        """Parameters fine-tuning on these support targets starts from: the pretrained ones.
 
-        The hook for classifiers, which swap in a fresh ``n_way`` head here.
+        The hook for classifiers, which swap in a fresh head as wide as the
+        support set's classes here.
         """
         return self._params()
+
+    def _fine_tune_loss(self):
+        """Loss minimised by fine-tuning: the task loss (the hook for classifiers)."""
+        return self._loss_fn
 
     def _fine_tune_settings(self) -> fn.FineTune:
         trainable = None
@@ -304,8 +316,8 @@ or task sampler
         with torch.no_grad(), self._module_mode(True) as module:
             tuned = fn.fine_tune(
                 module,
-                self._loss_fn,
-                self._fine_tune_init(),
+                self._fine_tune_loss(),
+                self._fine_tune_init(y_t, w),
                 self._buffers(),
                 X_t,
                 y_t,
@@ -320,15 +332,16 @@ or task sampler
 
     def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
         settings = self._fine_tune_settings()
-        params, buffers = self._fine_tune_init(), self._buffers()
+        params = self._fine_tune_init(batch.y_support, batch.w_support)
+        buffers, loss_fn = self._buffers(), self._fine_tune_loss()
         with torch.no_grad():
             with self._module_mode(True) as module:
                 # Whether vmap can run this module: the same probe MAML uses.
                 probe = fn.InnerLoop(settings.lr, 1, first_order=True)
-                batching = fn.choose_batching(module, self._loss_fn, params, buffers, batch, probe)
+                batching = fn.choose_batching(module, loss_fn, params, buffers, batch, probe)
                 tuned = fn.adapt_batch(
                     module,
-                    self._loss_fn,
+                    loss_fn,
                     params,
                     buffers,
                     batch.X_support,
@@ -445,3 +458,277 @@ class FineTuneRegressor(RegressionTaskMixin, FineTuneBase):
     >>> ft.adapt(X[:10], y[:10]).predict(X[10:]).shape
     (10,)
     """
+
+
+class FineTuneClassifier(ClassificationTaskMixin, FineTuneBase):
+    """Pretrain one classifier on all meta-train classes, then fine-tune a new head per task.
+
+    The "Baseline" of few-shot classification studies (Chen et al., 2019),
+    the model-dependent counterpart of :class:`MAMLClassifier`: :meth:`fit`
+    trains a single network on the rows of every task pooled, to tell apart
+    the union of the tasks' labels, with skorch's
+    :class:`~skorch.NeuralNetClassifier` (Adam, mini-batches, early stopping
+    on held-out tasks). Labels must therefore mean the same thing in every
+    task (class ``7`` of one task is class ``7`` of another), as in
+    :class:`~skmeta.datasets.FewShotDigits`. :meth:`adapt` replaces the
+    output layer with a fresh one, with one unit per class of the new task,
+    and trains it on the task's support examples; by default only this head
+    is trained (``adapt_layers="head"``): multinomial logistic regression on
+    the pretrained features, which is what few examples can support.
+    ``adapt_layers="all"`` fine-tunes the whole network from there.
+
+    The new head starts at zero, so adaptation depends on no random draw and
+    ``adapt_steps=0`` gives chance-level predictions (every class tied). It
+    takes the same task inputs and has the same ``adapt``/``predict``/
+    ``score`` contract as :class:`MAMLClassifier`, so either drops into the
+    same pipeline, grid search or benchmark. Before any :meth:`adapt`,
+    :meth:`predict` is the pretrained classifier over all meta-train labels
+    (``classes_`` is their union), which for a single task is a plain
+    classifier.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=None
+        The network. A class is instantiated with the ``module__*``
+        parameters; an instance is deep-copied. None builds an MLP
+        ``n_features -> hidden_layer_sizes -> n_pretrain_classes`` with ReLU
+        activations. The output must be logits of shape ``(n,
+        n_pretrain_classes)``, and its last layer (the last submodule, in
+        registration order, that owns parameters) must be like
+        :class:`torch.nn.Linear`: parameters whose first dimension is the
+        output unit, so that a head of another width can replace it.
+    hidden_layer_sizes : tuple of int, default=(40, 40)
+        Hidden widths of the default MLP (ignored when ``module`` is given).
+    lr : float, default=1e-3
+        Adam step size of pretraining.
+    max_epochs : int, default=100
+        Most passes over the pooled training rows.
+    batch_size : int, default=128
+        Rows per pretraining mini-batch.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the tasks and stop when their
+        loss stops improving, keeping the best epoch's parameters. It is off
+        when that fraction rounds down to no task (e.g. a single task).
+    validation_fraction : float, default=0.1
+        Fraction of the tasks (whole tasks, not rows) held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without improvement of the held-out loss before stopping.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks (or ``(name, callback)`` pairs) for the skorch net.
+    n_sampled_tasks : int, default=1000
+        Tasks drawn, once, when ``fit`` is given a task sampler; pretraining
+        then runs epochs over this fixed set.
+    adapt_lr : float, default=0.1
+        Step size of fine-tuning in :meth:`adapt` and few-shot :meth:`score`.
+    adapt_steps : int, default=100
+        Full-batch fine-tuning steps; 0 leaves the zero head (chance level).
+    adapt_optimizer : {"sgd", "adam"}, default="sgd"
+        Optimizer of fine-tuning (Adam starts from fresh moments each time).
+    adapt_layers : {"head", "all"}, default="head"
+        Train only the new head, or the new head and every pretrained layer.
+    shots : int or float, default=10
+        Support rows per class (int) or the fraction of each class's rows
+        (float in (0, 1)) for few-shot :meth:`score`; pretraining uses every row.
+    task_col : str, default=None
+        Name of a DataFrame column of ``X`` holding the task id; it is
+        removed from the features.
+    device : {"cpu", "cuda", "auto"} or torch.device, default="cpu"
+        Where the network and every tensor live.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, task draws, the held-out tasks, shuffling and
+        support/query splits.
+    verbose : int, default=0
+        1 prints skorch's table of losses per epoch.
+    warm_start : bool, default=False
+        Continue pretraining the current network (with a fresh optimizer)
+        instead of starting afresh; the tasks may only use labels of the first fit.
+    **kwargs
+        ``module__<name>`` parameters passed to the ``module`` class.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Labels of the task last given to :meth:`adapt`; before any
+        :meth:`adapt`, ``pretrain_classes_``.
+    pretrain_classes_ : ndarray of shape (n_pretrain_classes,)
+        Every label of the tasks pretrained on, sorted: the pretrained
+        network's output units.
+    module_ : torch.nn.Module
+        The pretrained network (the one skorch trained).
+    adapted_params_ : dict of str to Tensor or None
+        Parameters after the last :meth:`adapt` (with the task's own head);
+        None before.
+    history_ : skorch.History
+        skorch's record of the last ``fit``: losses per epoch and batch.
+    loss_curve_ : list of float
+        Training loss (cross-entropy over all meta-train classes) per epoch,
+        over all ``fit`` calls.
+    validation_loss_curve_ : list of float
+        Held-out tasks' loss per epoch (empty without early stopping).
+    n_iter_ : int
+        Epochs run.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when fit on a DataFrame with string column names.
+    device_ : torch.device
+        The resolved device.
+
+    See Also
+    --------
+    MAMLClassifier : meta-learn an initialisation that adapts in a few steps.
+    FineTuneRegressor : the same baseline for regression tasks.
+    skmeta.datasets.FewShotDigits : N-way K-shot tasks from rotated digits.
+
+    Examples
+    --------
+    >>> from skmeta import FineTuneClassifier
+    >>> from skmeta.datasets import FewShotDigits
+    >>> train = FewShotDigits(n_way=5, k_shot=5, n_query=5, split="meta-train")
+    >>> clf = FineTuneClassifier(n_sampled_tasks=100, max_epochs=10, shots=5, random_state=0)
+    >>> clf = clf.fit(train)
+    >>> len(clf.pretrain_classes_)  # every meta-train class
+    24
+    >>> test = FewShotDigits(n_way=5, k_shot=5, n_query=5, split="meta-test")
+    >>> X, y = test.sample(1, random_state=0)[0]
+    >>> n_support = 5 * 5  # the first n_way * k_shot rows are the support set
+    >>> clf.adapt(X[:n_support], y[:n_support]).predict_proba(X[n_support:]).shape
+    (25, 5)
+    """
+
+    _net_class = NeuralNetClassifier
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(40, 40),
+        lr=1e-3,
+        max_epochs=100,
+        batch_size=128,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        callbacks=None,
+        n_sampled_tasks=1000,
+        adapt_lr=0.1,
+        adapt_steps=100,
+        adapt_optimizer="sgd",
+        adapt_layers="head",
+        shots=10,
+        task_col=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            hidden_layer_sizes=hidden_layer_sizes,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            callbacks=callbacks,
+            n_sampled_tasks=n_sampled_tasks,
+            adapt_lr=adapt_lr,
+            adapt_steps=adapt_steps,
+            adapt_optimizer=adapt_optimizer,
+            adapt_layers=adapt_layers,
+            shots=shots,
+            task_col=task_col,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------ pretraining
+    def _read_training_tasks(self, X, y, groups, rng, *, reset: bool) -> _tasks.TaskSet:
+        taskset = super()._read_training_tasks(X, y, groups, rng, reset=reset)
+        self._check_tasks(taskset)
+        try:
+            labels = np.unique(np.concatenate(taskset.classes))
+        except TypeError as exc:
+            raise ValueError(
+                f"The tasks' labels cannot be sorted together ({exc}); pretraining pools "
+                "them, so they must be of one kind (all numbers or all strings)."
+            ) from exc
+        if reset:
+            self.pretrain_classes_ = labels
+        else:
+            new = np.setdiff1d(labels, self.pretrain_classes_)
+            if len(new):
+                raise ValueError(
+                    f"warm_start: the tasks have labels {new.tolist()[:5]} that the first fit "
+                    "did not, and the pretrained network has no output unit for them."
+                )
+        self.classes_ = self.pretrain_classes_
+        return taskset
+
+    def _n_outputs(self, taskset: _tasks.TaskSet) -> int:
+        return len(self.pretrain_classes_)
+
+    def _pooled_targets(self, taskset: _tasks.TaskSet) -> np.ndarray:
+        """Each row's label coded over ``pretrain_classes_`` (not per task)."""
+        to_pretrain_code = [np.searchsorted(self.pretrain_classes_, c) for c in taskset.classes]
+        offsets = np.cumsum([0] + [len(c) for c in taskset.classes])
+        return np.concatenate(to_pretrain_code)[offsets[taskset.task_index] + taskset.y]
+
+    def _check_output_shape(self, output: torch.Tensor, n_rows: int) -> None:
+        n_classes = len(self.pretrain_classes_)
+        if output.shape != (n_rows, n_classes):
+            raise ValueError(
+                f"module output has shape {tuple(output.shape)} for {n_rows} rows; pretraining "
+                f"on {n_classes} classes needs ({n_rows}, {n_classes}). Check the module's "
+                "output size."
+            )
+
+    def _check_module_output(self, X_sample: torch.Tensor) -> None:
+        super()._check_module_output(X_sample)
+        head = head_parameter_names(self.module_)
+        params = self._params()
+        n_classes = len(self.pretrain_classes_)
+        # A two-unit head must fit where the pretrained one was: that is what adapt does.
+        shapes = [tuple(params[name].shape) for name in head]
+        try:
+            if any(shape[:1] != (n_classes,) for shape in shapes):
+                raise ValueError(f"its parameters have shapes {shapes}")
+            with torch.no_grad():
+                output = torch.func.functional_call(
+                    self.module_, ({**params, **self._fresh_head(2)}, self._buffers()), X_sample
+                )
+            if output.shape != (len(X_sample), 2):
+                raise ValueError(f"a two-unit head gave outputs of shape {tuple(output.shape)}")
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(
+                f"FineTuneClassifier replaces the module's last layer ({', '.join(head)}) by a "
+                "head with one unit per class of the adapted task, so its parameters must have "
+                f"the output unit as first dimension, like torch.nn.Linear: {exc}"
+            ) from exc
+
+    # ------------------------------------------------------------ adaptation
+    def _fresh_head(self, n_classes: int) -> dict:
+        """A zero head with ``n_classes`` output units (shapes of the pretrained head otherwise)."""
+        params = self._params()
+        return {
+            name: params[name].new_zeros((n_classes, *params[name].shape[1:]))
+            for name in head_parameter_names(self.module_)
+        }
+
+    def _fine_tune_init(self, y_support: torch.Tensor, w_support: torch.Tensor) -> dict:
+        # Codes are 0..n_classes - 1 per task: the widest task sets the head's width,
+        # and the loss ignores the units a narrower task does not use.
+        n_classes = int((y_support * (w_support > 0)).amax()) + 1
+        return {**self._params(), **self._fresh_head(n_classes)}
+
+    def _fine_tune_loss(self):
+        return fn.present_class_cross_entropy
+
+    def _check_n_classes(self, labels: np.ndarray, what: str) -> None:
+        # No upper limit: every task gets a head as wide as its own classes.
+        check_two_classes(labels, what)

@@ -69,6 +69,18 @@ def weighted_cross_entropy(output: Tensor, y: Tensor, w: Tensor) -> Tensor:
     return (losses * w).sum() / w.sum().clamp_min(1.0)
 
 
+def present_class_cross_entropy(output: Tensor, y: Tensor, w: Tensor) -> Tensor:
+    """:func:`weighted_cross_entropy` over the units ``0..max(y)`` only.
+
+    For class heads padded to a batch's widest task: the units above a
+    task's largest code get no probability, so a task is fine-tuned as if
+    its head had exactly its own classes.
+    """
+    n_classes = (y * (w > 0)).amax() + 1
+    units = torch.arange(output.shape[-1], device=output.device)
+    return weighted_cross_entropy(output.masked_fill(units >= n_classes, float("-inf")), y, w)
+
+
 def task_loss(
     model: nn.Module,
     loss_fn: LossFn,
