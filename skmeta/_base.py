@@ -301,9 +301,73 @@ class BaseTaskEstimator(BaseEstimator):
             scores.append(self._query_scores(outputs, chunk.y_query, chunk.w_query))
         return float(torch.cat(scores).mean())
 
+    # ---------------------------------------------------------------- adaptation
+    def _adaptation(self, y_support: torch.Tensor, w_support: torch.Tensor):
+        """How this estimator adapts: ``(adapt_fn, loss_fn, start params, settings)``.
+
+        ``adapt_fn`` is a pure function of :mod:`skmeta._functional` with the
+        signature of :func:`~skmeta._functional.adapt`; the targets let
+        classifiers size a fresh head.
+        """
+        raise NotImplementedError
+
+    def _set_task_classes(self, classes) -> None:
+        """Classifiers record the adapted task's labels."""
+
+    def adapt(self, X, y):
+        """Adapt to a new task from its support examples.
+
+        Starts every time from the learned initialisation (meta-learned for
+        MAML, pretrained for fine-tuning) and runs ``adapt_steps`` steps on
+        ``(X, y)``, with the estimator's adaptation settings. The learned
+        initialisation is not changed, so calling ``adapt`` twice with the
+        same data gives the same model; :meth:`predict` then uses the adapted
+        parameters.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_support, n_features)
+        y : array-like of shape (n_support,)
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self, "module_")
+        self._check_params()
+        X, y, classes = _tasks.read_task(self, X, y, classification=self._classification)
+        self._set_task_classes(classes)
+        X_t, y_t = self._as_tensor(X), self._as_tensor(y)
+        w = torch.ones(len(y), dtype=X_t.dtype, device=self.device_)
+        adapt_fn, loss_fn, params, settings = self._adaptation(y_t, w)
+        with torch.no_grad(), self._module_mode(True) as module:
+            adapted = adapt_fn(module, loss_fn, params, self._buffers(), X_t, y_t, w, settings)
+        self.adapted_params_ = {name: p.detach() for name, p in adapted.items()}
+        return self
+
     def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
         """Outputs on each task's query rows after adapting on its support rows."""
-        raise NotImplementedError
+        adapt_fn, loss_fn, params, settings = self._adaptation(batch.y_support, batch.w_support)
+        buffers = self._buffers()
+        with torch.no_grad():
+            with self._module_mode(True) as module:
+                batching = getattr(self, "batching_", None) or fn.choose_batching(
+                    module, loss_fn, params, buffers, batch, fn.InnerLoop(1e-3, 1, True)
+                )
+                adapted = fn.adapt_batch(
+                    module,
+                    loss_fn,
+                    params,
+                    buffers,
+                    batch.X_support,
+                    batch.y_support,
+                    batch.w_support,
+                    settings,
+                    batching=batching,
+                    adapt_fn=adapt_fn,
+                )
+            with self._module_mode(False) as module:
+                return fn.predict_batch(module, adapted, buffers, batch.X_query, batching=batching)
 
     # ---------------------------------------------------------------- persistence
     def __getstate__(self):

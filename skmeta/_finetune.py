@@ -13,7 +13,6 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
@@ -288,71 +287,14 @@ or task sampler
             )
 
     # ------------------------------------------------------------ adaptation
-    def adapt(self, X, y):
-        """Fine-tune a copy of the pretrained network on a new task's support set.
-
-        Runs ``adapt_steps`` full-batch steps of ``adapt_optimizer`` with
-        ``adapt_lr`` on all parameters or only the last layer
-        (``adapt_layers``), always from the pretrained parameters: the
-        pretrained network is not changed, so calling ``adapt`` twice with the
-        same data gives the same model. :meth:`predict` then uses the
-        fine-tuned parameters.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_support, n_features)
-        y : array-like of shape (n_support,)
-
-        Returns
-        -------
-        self
-        """
-        check_is_fitted(self, "module_")
-        self._check_params()
-        X, y, classes = _tasks.read_task(self, X, y, classification=self._classification)
-        self._set_task_classes(classes)
-        X_t, y_t = self._as_tensor(X), self._as_tensor(y)
-        w = torch.ones(len(y), dtype=X_t.dtype, device=self.device_)
-        with torch.no_grad(), self._module_mode(True) as module:
-            tuned = fn.fine_tune(
-                module,
-                self._fine_tune_loss(),
-                self._fine_tune_init(y_t, w),
-                self._buffers(),
-                X_t,
-                y_t,
-                w,
-                self._fine_tune_settings(),
-            )
-        self.adapted_params_ = {name: p.detach() for name, p in tuned.items()}
-        return self
-
-    def _set_task_classes(self, classes) -> None:
-        """Classifiers record the adapted task's labels."""
-
-    def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
-        settings = self._fine_tune_settings()
-        params = self._fine_tune_init(batch.y_support, batch.w_support)
-        buffers, loss_fn = self._buffers(), self._fine_tune_loss()
-        with torch.no_grad():
-            with self._module_mode(True) as module:
-                # Whether vmap can run this module: the same probe MAML uses.
-                probe = fn.InnerLoop(settings.lr, 1, first_order=True)
-                batching = fn.choose_batching(module, loss_fn, params, buffers, batch, probe)
-                tuned = fn.adapt_batch(
-                    module,
-                    loss_fn,
-                    params,
-                    buffers,
-                    batch.X_support,
-                    batch.y_support,
-                    batch.w_support,
-                    settings,
-                    batching=batching,
-                    adapt_fn=fn.fine_tune,
-                )
-            with self._module_mode(False) as module:
-                return fn.predict_batch(module, tuned, buffers, batch.X_query, batching=batching)
+    def _adaptation(self, y_support, w_support):
+        # adapt_optimizer with adapt_lr on adapt_layers, from the pretrained parameters.
+        return (
+            fn.fine_tune,
+            self._fine_tune_loss(),
+            self._fine_tune_init(y_support, w_support),
+            self._fine_tune_settings(),
+        )
 
 
 class FineTuneRegressor(RegressionTaskMixin, FineTuneBase):

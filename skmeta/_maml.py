@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from . import _functional as fn
@@ -247,68 +246,12 @@ or task sampler
         return self._snapshot()
 
     # ------------------------------------------------------------ adaptation
-    def adapt(self, X, y):
-        """Adapt to a new task from its support examples.
-
-        Runs ``adapt_steps`` (default ``inner_steps``) SGD steps with
-        ``inner_lr`` from the meta-learned initialisation; the meta-parameters
-        are not changed, so calling ``adapt`` twice with the same data gives
-        the same model. :meth:`predict` then uses the adapted parameters.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_support, n_features)
-        y : array-like of shape (n_support,)
-
-        Returns
-        -------
-        self
-        """
-        check_is_fitted(self, "module_")
-        self._check_params()
-        X, y, classes = _tasks.read_task(self, X, y, classification=self._classification)
-        self._set_task_classes(classes)
-        X_t, y_t = self._as_tensor(X), self._as_tensor(y)
-        w = torch.ones(len(y), dtype=X_t.dtype, device=self.device_)
-        with torch.no_grad(), self._module_mode(True) as module:
-            adapted = fn.adapt(
-                module,
-                self._loss_fn,
-                self._params(),
-                self._buffers(),
-                X_t,
-                y_t,
-                w,
-                self._inner_loop(adapting=True),
-            )
-        self.adapted_params_ = {name: p.detach() for name, p in adapted.items()}
-        return self
-
-    def _set_task_classes(self, classes) -> None:
-        """Classifiers record the adapted task's labels."""
+    def _adaptation(self, y_support, w_support):
+        # SGD with inner_lr for adapt_steps, from the meta-learned initialisation.
+        return fn.adapt, self._loss_fn, self._params(), self._inner_loop(adapting=True)
 
     def _check_tasks(self, taskset: _tasks.TaskSet) -> None:
         """Classifiers check each sampled task's class count."""
-
-    def _adapted_query_outputs(self, batch: _tasks.MetaBatch) -> torch.Tensor:
-        settings = self._inner_loop(adapting=True)
-        batching = self.batching_ or "vmap"
-        params, buffers = self._params(), self._buffers()
-        with torch.no_grad():
-            with self._module_mode(True) as module:
-                adapted = fn.adapt_batch(
-                    module,
-                    self._loss_fn,
-                    params,
-                    buffers,
-                    batch.X_support,
-                    batch.y_support,
-                    batch.w_support,
-                    settings,
-                    batching=batching,
-                )
-            with self._module_mode(False) as module:
-                return fn.predict_batch(module, adapted, buffers, batch.X_query, batching=batching)
 
 
 class MAMLRegressor(RegressionTaskMixin, MAMLBase):
