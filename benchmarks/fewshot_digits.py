@@ -171,7 +171,7 @@ def main(argv=None) -> None:
     parser.add_argument("--eval-tasks", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    iterations = args.meta_iterations or (150 if args.quick else 800)
+    iterations = args.meta_iterations or (150 if args.quick else 3000)
     n_eval = args.eval_tasks or (100 if args.quick else 600)
     name = "fewshot_digits_quick" if args.quick else "fewshot_digits"
     RESULTS.mkdir(exist_ok=True)
