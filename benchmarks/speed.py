@@ -21,6 +21,7 @@ configuration in a fresh subprocess: peak RSS growth on the CPU,
 
     python benchmarks/speed.py --quick
     python benchmarks/speed.py
+    python benchmarks/speed.py --threads 1   # one torch thread
 
 Writes ``benchmarks/results/speed.md`` and ``speed.png``.
 """
@@ -309,8 +310,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's own choice)"
+    )
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_probe:
         device, steps, first_order, n_tasks = json.loads(args.memory_probe)
         print(memory_probe(device, steps, first_order, n_tasks))

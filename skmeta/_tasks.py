@@ -23,7 +23,7 @@ leaving the device.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -158,6 +158,9 @@ class TaskSet:
             lengths=as_tensor(sizes.astype(np.int64)),
             n_support_max=int(n_support.max()),
             n_query_max=int((sizes - n_support).max()),
+            uniform=bool(
+                not stratify and (sizes == width).all() and (n_support == n_support[0]).all()
+            ),
         )
 
 
@@ -176,6 +179,9 @@ class PaddedTasks:
     lengths: torch.Tensor  # (n_tasks,)
     n_support_max: int
     n_query_max: int
+    # One stratum, no padding, the same support size everywhere (known on the host
+    # when the tasks are padded): split is then a random permutation per task.
+    uniform: bool = False
 
     @property
     def n_tasks(self) -> int:
@@ -224,6 +230,8 @@ class PaddedTasks:
             )
         n_batch, width = strata.shape
         device = X.device
+        if self.uniform and relabel_to is None:
+            return self._split_uniform(X, y, generator)
         positions = torch.arange(width, device=device)
 
         keys = torch.rand((n_batch, width), generator=generator, device=device)
@@ -253,6 +261,29 @@ class PaddedTasks:
             X_query=X[batch_index, query_rows],
             y_query=y[batch_index, query_rows],
             w_query=(query_pos < lengths[:, None]).to(dtype),
+        )
+
+    def _split_uniform(self, X, y, generator: torch.Generator) -> MetaBatch:
+        """``split`` when every task has the same rows and support size and no padding.
+
+        Draws the same keys and so the same split as the general path (whose
+        sort keys are then ``0 + keys``), in a quarter of the tensor operations:
+        the per-step cost of sampled meta-batches.
+        """
+        n_batch, width = y.shape
+        n_support, n_query = self.n_support_max, self.n_query_max
+        keys = torch.rand((n_batch, width), generator=generator, device=X.device)
+        rows = torch.argsort(keys, dim=1)[:, : n_support + n_query]
+        X_rows = X.gather(1, rows.unsqueeze(-1).expand(-1, -1, X.shape[-1]))
+        y_rows = y.gather(1, rows)
+        w = torch.ones((n_batch, n_support + n_query), dtype=X.dtype, device=X.device)
+        return MetaBatch(
+            X_support=X_rows[:, :n_support],
+            y_support=y_rows[:, :n_support],
+            w_support=w[:, :n_support],
+            X_query=X_rows[:, n_support:],
+            y_query=y_rows[:, n_support:],
+            w_query=w[:, n_support:],
         )
 
 
@@ -473,11 +504,15 @@ def _check_one_task(t, X_t, y_t, n_features, *, reset: bool, classification: boo
 def _stack_plain_arrays(tasks, n_features, *, classification: bool):
     """Fast path for samplers: float ndarrays of the right shapes, all finite.
 
-    Returns ``(X_all, y_parts)`` or None when anything needs the full checks
-    (which then also produce the error message naming the task).
+    Returns ``(X_all, y_parts, y_all)`` (``y_all`` None for classification)
+    or None when anything needs the full checks (which then also produce the
+    error message naming the task).
     """
     X_parts, y_parts = [], []
-    for X_t, y_t in tasks:
+    for pair in tasks:
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+            return None
+        X_t, y_t = pair
         if not (isinstance(X_t, np.ndarray) and isinstance(y_t, np.ndarray)):
             return None
         if X_t.ndim != 2 or X_t.shape[1] != n_features or X_t.dtype.kind != "f":
@@ -491,9 +526,10 @@ def _stack_plain_arrays(tasks, n_features, *, classification: bool):
     X_all = np.concatenate(X_parts).astype(np.float32, copy=False)
     if not np.isfinite(X_all).all():
         return None
-    if not classification and not np.isfinite(np.concatenate(y_parts)).all():
+    y_all = None if classification else np.concatenate(y_parts)
+    if y_all is not None and not np.isfinite(y_all).all():
         return None
-    return X_all, y_parts
+    return X_all, y_parts, y_all
 
 
 def _check_same_columns(frames: list) -> None:
@@ -509,17 +545,18 @@ def _check_same_columns(frames: list) -> None:
 
 def _read_task_list(estimator, tasks, *, reset: bool, classification: bool) -> TaskSet:
     """Read a list of ``(X_i, y_i)`` pairs; errors name the offending task."""
-    for t, pair in enumerate(tasks):
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-            raise ValueError(f"Task {t}: expected an (X, y) pair, got {type(pair).__name__}.")
     stacked = None
     if not reset and not hasattr(estimator, "feature_names_in_"):
         stacked = _stack_plain_arrays(
             tasks, estimator.n_features_in_, classification=classification
         )
     if stacked is not None:
-        X_all, y_parts = stacked
+        X_all, y_parts, y_all = stacked
     else:
+        for t, pair in enumerate(tasks):
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+                raise ValueError(f"Task {t}: expected an (X, y) pair, got {type(pair).__name__}.")
+        y_all = None
         n_features = None if reset else getattr(estimator, "n_features_in_", None)
         X_parts, y_parts = [], []
         for t, (X_t, y_t) in enumerate(tasks):
@@ -546,7 +583,8 @@ def _read_task_list(estimator, tasks, *, reset: bool, classification: bool) -> T
             codes.append(part_codes)
         y_all = np.concatenate(codes).astype(np.int64)
     else:
-        y_all = np.concatenate(y_parts).astype(np.float32)
+        y_all = np.concatenate(y_parts) if y_all is None else y_all
+        y_all = y_all.astype(np.float32, copy=False)
     return TaskSet(
         X=X_all.astype(np.float32, copy=False),
         y=y_all,
@@ -633,6 +671,9 @@ class SampledTasks:
         self.stratify, self.classification = stratify, classification
         self.pending = first
         self.check = check  # called on every new draw, e.g. to check class counts
+        # (n_tasks, rows per task) -> padded tasks of that shape, whose quota, strata and
+        # lengths (checked once by to_padded) are reused for equal-size draws.
+        self._layouts: dict[tuple[int, int], PaddedTasks] = {}
 
     def next_batch(self, n_tasks: int, generator, rng, *, relabel_to=None) -> MetaBatch:
         taskset, self.pending = self.pending, None
@@ -647,5 +688,28 @@ class SampledTasks:
             )
             if self.check is not None:
                 self.check(taskset)
-        padded = taskset.to_padded(self.device, self.shots, stratify=self.stratify)
-        return padded.split(generator, relabel_to=relabel_to)
+        return self._pad(taskset).split(generator, relabel_to=relabel_to)
+
+    def _pad(self, taskset: TaskSet) -> PaddedTasks:
+        """``taskset.to_padded``, reusing the layout of earlier draws of the same shape.
+
+        Samplers usually return tasks of one size: the support quota and
+        padding of a draw then depend on its shape alone, so only X and y
+        are new.
+        """
+        sizes = taskset.sizes
+        width = int(sizes[0]) if len(sizes) else 0
+        key, layout = (taskset.n_tasks, width), None
+        if not self.stratify and (sizes == width).all():
+            layout = self._layouts.get(key)
+        if layout is None:
+            padded = taskset.to_padded(self.device, self.shots, stratify=self.stratify)
+            if padded.uniform:
+                self._layouts[key] = padded
+            return padded
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        return replace(
+            layout,
+            X=as_tensor(taskset.X.reshape(taskset.n_tasks, width, -1)),
+            y=as_tensor(taskset.y.reshape(taskset.n_tasks, width)),
+        )

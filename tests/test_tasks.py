@@ -130,3 +130,41 @@ def test_bad_groups_and_task_errors_name_the_problem():
     tasks[1][0][3, 0] = np.nan
     with pytest.raises(ValueError, match="Task 1: .*NaN"):
         read_tasks(MAMLRegressor(), tasks, reset=True)
+
+
+def test_equal_size_fast_paths_draw_the_same_batches_as_the_general_path():
+    import dataclasses
+
+    from skmeta._tasks import SampledTasks
+
+    sampler = SinusoidTasks(n_samples=20)
+    maml = MAMLRegressor(max_iter=1, shots=8, random_state=0).fit(sampler)
+    taskset = read_tasks(maml, sampler.sample(6, random_state=1), None, None, reset=False)
+    padded = taskset.to_padded(maml.device_, 8, stratify=False)
+    assert padded.uniform
+    general = dataclasses.replace(padded, uniform=False)
+    for subset in (None, torch.tensor([4, 0, 2])):
+        fast = padded.split(torch.Generator().manual_seed(3), subset)
+        slow = general.split(torch.Generator().manual_seed(3), subset)
+        for a, b in zip(fast, slow):
+            assert torch.equal(a, b)
+
+    # The sampler source reuses the layout of earlier draws of the same shape.
+    source = SampledTasks(maml, sampler, maml.device_, 8, stratify=False, classification=False)
+    for seed in range(3):
+        rng = np.random.RandomState(seed)
+        got = source.next_batch(6, torch.Generator().manual_seed(seed), rng)
+        drawn = read_tasks(
+            maml,
+            sampler.sample(6, random_state=np.random.RandomState(seed)),
+            None,
+            None,
+            reset=False,
+        )
+        expected = drawn.to_padded(maml.device_, 8, stratify=False)
+        expected = dataclasses.replace(expected, uniform=False).split(
+            torch.Generator().manual_seed(seed)
+        )
+        for a, b in zip(got, expected):
+            assert torch.equal(a, b)
+    assert list(source._layouts) == [(6, 20)]
