@@ -60,13 +60,13 @@ class InnerLoop:
 def weighted_mse(output: Tensor, y: Tensor, w: Tensor) -> Tensor:
     """Mean squared error over the rows with weight 1 (``output`` is (n,) or (n, 1))."""
     squared_error = (output.reshape(y.shape) - y) ** 2
-    return (squared_error * w).sum() / w.sum().clamp_min(1.0)
+    return (squared_error * w).sum() / w.sum()
 
 
 def weighted_cross_entropy(output: Tensor, y: Tensor, w: Tensor) -> Tensor:
     """Cross-entropy of logits ``output`` (n, n_classes) over the rows with weight 1."""
     losses = F.cross_entropy(output, y, reduction="none")
-    return (losses * w).sum() / w.sum().clamp_min(1.0)
+    return (losses * w).sum() / w.sum()
 
 
 def present_class_cross_entropy(output: Tensor, y: Tensor, w: Tensor) -> Tensor:

@@ -186,7 +186,7 @@ or task sampler
         if isinstance(source, _tasks.FixedTasks):
             n_tasks = min(n_tasks, source.padded.n_tasks)
         module.train()
-        # Per step, on the device: (meta-loss, 1.0 if every meta-gradient is finite).
+        # Meta-losses stay on the device until a check copies the chunk to the host.
         pending: list[torch.Tensor] = []
         snapshot = self._snapshot()
         with tqdm(total=n_steps, disable=not self.verbose, desc="meta-train", leave=False) as bar:
@@ -201,13 +201,8 @@ or task sampler
                     module, loss_fn, params, buffers, batch, settings, batching=self.batching_
                 )
                 loss.backward()
-                # A finite loss can still have a NaN/inf gradient (e.g. a second-order term).
-                # One check over all gradients concatenated: a few kernels, not two per tensor.
-                grads_finite = torch.isfinite(
-                    torch.cat([p.grad.reshape(-1) for p in params.values() if p.grad is not None])
-                ).all()
                 self.optimizer_.step()
-                pending.append(torch.stack([loss.detach(), grads_finite.to(loss.dtype)]))
+                pending.append(loss.detach())
                 if len(pending) == _CHECK_EVERY or step == n_steps - 1:
                     snapshot = self._record(pending, snapshot, bar)
         module.eval()
@@ -224,18 +219,19 @@ or task sampler
         """Append a chunk of meta-losses to ``loss_curve_``; stop on a non-finite step.
 
         A step is non-finite when its meta-loss or any meta-gradient is NaN or
-        inf. The module and optimizer states of the last check are then
-        restored, with ``n_iter_`` and ``loss_curve_`` as they were there, so
-        nothing fitted before the divergence is lost.
+        inf. Adam turns a NaN/inf gradient into NaN parameters, so checking the
+        parameters once per chunk catches a bad gradient whose own loss was
+        finite, without a check at every step. The module and optimizer states
+        of the last check are then restored, with ``n_iter_`` and
+        ``loss_curve_`` as they were there, so nothing fitted before the
+        divergence is lost.
         """
-        records = torch.stack(pending).tolist()
+        losses = torch.stack(pending).tolist()
         pending.clear()
-        losses = [loss for loss, _ in records]
-        bad = [
-            i
-            for i, (loss, grads_finite) in enumerate(records)
-            if not (math.isfinite(loss) and grads_finite == 1.0)
-        ]
+        bad = [i for i, loss in enumerate(losses) if not math.isfinite(loss)]
+        params = [p.detach().reshape(-1) for p in self.module_.parameters()]
+        if not bad and not torch.isfinite(torch.cat(params)).all():
+            bad = [len(losses) - 1]  # finite losses: the last step's gradient was not
         if bad:
             kept, first = self.n_iter_, bad[0]
             self.module_.load_state_dict(snapshot["module"])
