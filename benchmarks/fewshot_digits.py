@@ -30,6 +30,7 @@ import matplotlib
 import numpy as np
 import sklearn
 import torch
+from _stats import mean_ci  # benchmarks/ is on sys.path when a script runs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
@@ -46,12 +47,6 @@ HIDDEN = (64, 64)
 INNER_LR, INNER_STEPS, ADAPT_STEPS = 0.4, 3, 3
 META_BATCH, META_LR = 16, 3e-3
 CURVE_STEPS = (0, 1, 2, 3, 5, 10, 20)
-
-
-def mean_ci(values) -> tuple[float, float]:
-    """Mean and half-width of the 95% normal confidence interval."""
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
 
 
 def meta_train(k_shot: int, first_order: bool, iterations: int, seed: int):

@@ -38,6 +38,7 @@ import matplotlib
 import numpy as np
 import sklearn
 import torch
+from _stats import mean_ci  # benchmarks/ is on sys.path when a script runs
 from joblib import Parallel, delayed
 from torch.func import stack_module_state, vmap
 
@@ -184,12 +185,6 @@ def scratch_mse(tasks: dict, seed: int) -> np.ndarray:
         trained = vmap(one_task)(params, X_s, y_s)
         outputs = fn.predict_batch(module, trained, {}, tasks["X_query"]).squeeze(-1)
     return ((outputs - tasks["y_query"]) ** 2).mean(dim=1).numpy()
-
-
-def mean_ci(values) -> tuple[float, float]:
-    """Mean and half-width of the 95% normal confidence interval."""
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
 
 
 # ---------------------------------------------------------------- report
