@@ -19,7 +19,7 @@ import torch
 from sklearn.exceptions import DataConversionWarning, NotFittedError
 from torch import nn
 
-from skmeta import MAMLRegressor
+from skmeta import MAMLClassifier, MAMLRegressor
 
 rng = np.random.RandomState(0)
 X = rng.randn(40, 3).astype(np.float32)
@@ -32,6 +32,18 @@ tasks = [(X[i : i + 10], y[i : i + 10]) for i in range(0, 40, 10)]
 def make(**params) -> MAMLRegressor:
     settings = dict(max_iter=2, meta_batch_size=2, shots=3, hidden_layer_sizes=(4,), random_state=0)
     return MAMLRegressor(**{**settings, **params})
+
+
+def classifier_tasks(labels_of_task_1):
+    """Four 2-class tasks of 10 rows; task 1 gets the given labels."""
+    labels = [np.repeat([0, 1], 5)] * 4
+    labels[1] = np.asarray(labels_of_task_1)
+    return [(X[i * 10 : i * 10 + 10], labels[i]) for i in range(4)]
+
+
+def fit_classifier(tasks_, **params):
+    settings = dict(max_iter=2, meta_batch_size=2, shots=2, hidden_layer_sizes=(4,), random_state=0)
+    return lambda: MAMLClassifier(**{**settings, **params}).fit(tasks_)
 
 
 def fit(**params):
@@ -537,6 +549,19 @@ CASES = [
         fit(hidden_layer_sizes=(0,)),
         ValueError,
         ["hidden_layer_sizes must be a tuple of positive ints"],
+    ),
+    # ---- classification tasks
+    (
+        "classifier task with one class",
+        fit_classifier(classifier_tasks(np.zeros(10, dtype=int))),
+        ValueError,
+        ["Task 1 has one class only", "at least 2 classes"],
+    ),
+    (
+        "classifier task with more classes than n_way",
+        fit_classifier(classifier_tasks(np.repeat([0, 1, 2, 3, 4], 2)), n_way=2, shots=1),
+        ValueError,
+        ["Task 1 has 5 classes, more than n_way=2"],
     ),
 ]
 
