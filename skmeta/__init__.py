@@ -1,7 +1,14 @@
 """skmeta: scikit-learn compatible meta-learning on PyTorch."""
 
-from ._finetune import FineTuneClassifier, FineTuneRegressor
-from ._maml import MAMLClassifier, MAMLRegressor
+from ._estimators import (
+    FineTuneClassifier,
+    FineTuneRegressor,
+    MAMLClassifier,
+    MAMLRegressor,
+    ProtoNetClassifier,
+    ReptileClassifier,
+    ReptileRegressor,
+)
 from ._pipeline import adapt_pipeline
 
 __all__ = [
@@ -9,6 +16,9 @@ __all__ = [
     "FineTuneRegressor",
     "MAMLClassifier",
     "MAMLRegressor",
+    "ProtoNetClassifier",
+    "ReptileClassifier",
+    "ReptileRegressor",
     "adapt_pipeline",
 ]
 __version__ = "0.1.0"

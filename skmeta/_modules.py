@@ -33,3 +33,43 @@ class MLP(nn.Module):
 
     def forward(self, X):
         return self.layers(X)
+
+
+def head_parameter_names(module: nn.Module) -> tuple[str, ...]:
+    """Names of the parameters of the last submodule (in registration order) that owns any.
+
+    For the default MLP and most feed-forward networks this is the output layer.
+    """
+    head: tuple[str, ...] = ()
+    for prefix, submodule in module.named_modules():
+        own = [name for name, _ in submodule.named_parameters(recurse=False)]
+        if own:
+            head = tuple(f"{prefix}.{name}" if prefix else name for name in own)
+    return head
+
+
+def select_parameters(
+    module: nn.Module, spec, *, what: str = "adapt_params"
+) -> tuple[str, ...] | None:
+    """Parameter names chosen by ``spec``: ``"all"`` (None: every parameter), ``"head"``,
+    or a list of name prefixes (``"layers.4"`` selects ``layers.4.weight`` and
+    ``layers.4.bias``).
+
+    Raises ``ValueError`` naming a prefix that selects nothing, with the
+    module's parameter names.
+    """
+    names = [name for name, _ in module.named_parameters()]
+    if isinstance(spec, str) and spec == "all":
+        return None
+    if isinstance(spec, str) and spec == "head":
+        return head_parameter_names(module)
+    prefixes = [spec] if isinstance(spec, str) else list(spec)
+    chosen = []
+    for prefix in prefixes:
+        matched = [n for n in names if n == prefix or n.startswith(f"{prefix}.")]
+        if not matched:
+            raise ValueError(
+                f"{what}: {prefix!r} names no parameter of the module; its parameters are {names}."
+            )
+        chosen += [n for n in matched if n not in chosen]
+    return tuple(n for n in names if n in chosen)

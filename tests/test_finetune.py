@@ -16,9 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
 from skmeta import FineTuneRegressor, MAMLRegressor, adapt_pipeline
-from skmeta import _functional as fn
-from skmeta._finetune import head_parameter_names
-from skmeta._modules import MLP
+from skmeta._modules import MLP, head_parameter_names
 from skmeta.datasets import SinusoidTasks
 
 
@@ -53,41 +51,6 @@ def sine_model():
 @pytest.fixture(scope="module")
 def held_out():
     return SinusoidTasks(n_samples=30).sample(20, random_state=123)
-
-
-# ---------------------------------------------------------------- pure function
-def _toy_problem(seed=0):
-    torch.manual_seed(seed)
-    model = MLP(3, 1, (8,))
-    params = {k: v.detach().clone() for k, v in model.named_parameters()}
-    X, y = torch.randn(12, 3), torch.randn(12)
-    return model, params, X, y, torch.ones(12)
-
-
-def test_fine_tune_sgd_is_the_maml_inner_loop():
-    model, params, X, y, w = _toy_problem()
-    with torch.no_grad():
-        tuned = fn.fine_tune(model, fn.weighted_mse, params, {}, X, y, w, fn.FineTune(0.05, 4))
-        adapted = fn.adapt(model, fn.weighted_mse, params, {}, X, y, w, fn.InnerLoop(0.05, 4))
-    for name in params:
-        torch.testing.assert_close(tuned[name], adapted[name])
-
-
-def test_fine_tune_adam_matches_torch_optim_adam():
-    model, params, X, y, w = _toy_problem()
-    with torch.no_grad():
-        tuned = fn.fine_tune(
-            model, fn.weighted_mse, params, {}, X, y, w, fn.FineTune(0.01, 5, "adam")
-        )
-    reference = MLP(3, 1, (8,))
-    reference.load_state_dict(params)
-    optimizer = torch.optim.Adam(reference.parameters(), lr=0.01)
-    for _ in range(5):
-        optimizer.zero_grad()
-        fn.weighted_mse(reference(X), y, w).backward()
-        optimizer.step()
-    for name, p in reference.named_parameters():
-        torch.testing.assert_close(tuned[name], p.detach())
 
 
 def test_head_parameter_names_is_the_output_layer():

@@ -12,7 +12,6 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from skmeta import FineTuneClassifier, MAMLClassifier
-from skmeta import _functional as fn
 from skmeta.datasets import FewShotDigits
 
 N_WAY, K_SHOT = 5, 5
@@ -186,26 +185,6 @@ def test_adapt_never_changes_the_pretrained_network(pretrained, digit_tasks):
     np.testing.assert_array_equal(first, again)
     for name, value in clf.module_.state_dict().items():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0)
-
-
-def test_padded_head_units_do_not_change_fine_tuning():
-    """Few-shot score pads heads to the widest task; the loss must ignore the extra units."""
-    torch.manual_seed(0)
-    model = nn.Linear(4, 3)
-    X, y, w = torch.randn(9, 4), torch.tensor([0, 1, 2] * 3), torch.ones(9)
-    narrow = {"weight": torch.zeros(3, 4), "bias": torch.zeros(3)}
-    wide = {"weight": torch.zeros(5, 4), "bias": torch.zeros(5)}
-    settings = fn.FineTune(0.5, 10)
-    loss = fn.present_class_cross_entropy
-    with torch.no_grad():
-        tuned_narrow = fn.fine_tune(model, loss, narrow, {}, X, y, w, settings)
-        tuned_wide = fn.fine_tune(model, loss, wide, {}, X, y, w, settings)
-    torch.testing.assert_close(tuned_wide["weight"][:3], tuned_narrow["weight"])
-    torch.testing.assert_close(tuned_wide["bias"][:3], tuned_narrow["bias"])
-    # Without the mask the two extra units would take probability and move the others.
-    with torch.no_grad():
-        plain = fn.fine_tune(model, fn.weighted_cross_entropy, wide, {}, X, y, w, settings)
-    assert not torch.allclose(plain["weight"][:3], tuned_narrow["weight"])
 
 
 # ---------------------------------------------------------------- sklearn tooling

@@ -7,11 +7,11 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+import skmeta._persistence
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-import skmeta._base
 from skmeta import MAMLRegressor
 from skmeta.datasets import SinusoidTasks
 
@@ -104,16 +104,15 @@ def test_cuda_pickle_goes_back_to_the_gpu_when_there_is_one(monkeypatch):
 
     est = maml().fit(tasks).adapt(X_new[:10], y_new[:10])
     payload = fake_cuda_pickle(est)
-    monkeypatch.setattr(skmeta._base, "_device_available", lambda device: True)
-    monkeypatch.setattr(skmeta._base, "_to_device", record)
+    monkeypatch.setattr(skmeta._persistence, "_device_available", lambda device: True)
+    monkeypatch.setattr(skmeta._persistence, "_to_device", record)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         restored = pickle.loads(payload)
     assert restored.device_ == torch.device("cuda")
     cuda = torch.device("cuda")
-    assert {name: moved[name] for name in ("MLP", "Adam", "dict")} == dict.fromkeys(
-        ("MLP", "Adam", "dict"), cuda
-    )
+    moved_kinds = ("MLP", "MetaParameters", "Adam", "dict")
+    assert {name: moved[name] for name in moved_kinds} == dict.fromkeys(moved_kinds, cuda)
 
 
 def test_pickling_does_not_move_the_estimator():
@@ -130,8 +129,10 @@ def test_save_and_load_params(tmp_path):
     path = tmp_path / "meta.pt"
     est.save_params(path)
     state = torch.load(path, weights_only=True)
-    assert set(state) == set(est.module_.state_dict())
-    assert all(isinstance(t, torch.Tensor) and t.device.type == "cpu" for t in state.values())
+    assert set(state) == {"network", "learned"} and state["learned"] == {}
+    assert set(state["network"]) == set(est.module_.state_dict())
+    tensors = state["network"].values()
+    assert all(isinstance(t, torch.Tensor) and t.device.type == "cpu" for t in tensors)
 
     other = maml(random_state=1).fit(tasks).adapt(X_new[:10], y_new[:10])
     assert not np.array_equal(other.predict(X_new), est.predict(X_new))
@@ -180,7 +181,7 @@ class Payload:
 def test_load_params_cannot_run_code(tmp_path):
     est = maml().fit(tasks)
     path = tmp_path / "evil.pt"
-    state = dict(est.module_.state_dict(), extra=Payload())
+    state = {"network": dict(est.module_.state_dict(), extra=Payload()), "learned": {}}
     torch.save(state, path)
     with pytest.raises(ValueError, match="objects other than tensors"):
         est.load_params(path)
@@ -193,8 +194,9 @@ def test_load_params_cannot_run_code(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        (torch.zeros(3), "expected a dict of named tensors"),
-        ({"layers.0.weight": [1.0]}, "expected a dict of named tensors"),
+        (torch.zeros(3), "is not a parameter file from save_params"),
+        ({"layers.0.weight": torch.zeros(3)}, "is not a parameter file from save_params"),
+        ({"network": {"layers.0.weight": [1.0]}, "learned": {}}, "not a parameter file"),
     ],
 )
 def test_load_params_rejects_other_files(tmp_path, content, message):
@@ -207,7 +209,7 @@ def test_load_params_rejects_non_finite_parameters(tmp_path):
     est = maml().fit(tasks)
     state = est.module_.state_dict()
     state["layers.0.bias"] = torch.full_like(state["layers.0.bias"], float("nan"))
-    torch.save(state, tmp_path / "nan.pt")
+    torch.save({"network": state, "learned": {}}, tmp_path / "nan.pt")
     before = est.predict(X_new)
     with pytest.raises(ValueError, match="contain NaN or inf"):
         est.load_params(tmp_path / "nan.pt")

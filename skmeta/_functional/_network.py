@@ -1,0 +1,50 @@
+"""A module used as a pure function of its parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+from torch.func import functional_call
+
+Params = dict[str, Tensor]
+LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Network:
+    """The architecture of ``module``, its buffers and a loss, as pure functions.
+
+    ``module`` is used only as the architecture for
+    :func:`torch.func.functional_call`: its own parameters are never read
+    or written. This is the one object every algorithm receives, in place
+    of a ``(module, loss_fn, buffers)`` argument triple.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The architecture.
+    loss_fn : callable
+        ``loss_fn(output, y, w)``: a masked loss of :mod:`._losses`.
+    buffers : dict of str to Tensor
+        Buffers (BatchNorm statistics) passed with every call.
+    """
+
+    module: nn.Module
+    loss_fn: LossFn
+    buffers: Params
+
+    def __call__(self, params: Params, X: Tensor, buffers: Params | None = None) -> Tensor:
+        """Output of the module with ``params`` (and ``buffers``, default its own) on ``X``."""
+        buffers = self.buffers if buffers is None else buffers
+        return functional_call(self.module, (params, buffers), (X,))
+
+    def loss(self, params: Params, X: Tensor, y: Tensor, w: Tensor, buffers=None) -> Tensor:
+        """Loss of the module with ``params`` on the rows ``(X, y)`` weighted by ``w``."""
+        return self.loss_fn(self(params, X, buffers), y, w)
+
+    def support_loss(self, X: Tensor, y: Tensor, w: Tensor):
+        """``loss_of(params, buffers)`` on these rows, for :func:`~._inner.inner_loop`
+        (which passes the buffers along with ``buffers=self.buffers``)."""
+        return lambda params, buffers: self.loss(params, X, y, w, buffers)

@@ -1,0 +1,268 @@
+"""Tasks inside skmeta: long arrays grouped by task (:class:`TaskSet`) and, for
+the vectorised inner loop, zero-padded tensors on the device (:class:`PaddedTasks`)
+from which support/query splits (:class:`MetaBatch`) are drawn without leaving
+the device.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+
+class MetaBatch(NamedTuple):
+    """Support and query sets of a batch of tasks, zero-padded to equal size.
+
+    Every tensor has the task as its leading dimension. ``w_*`` are 1.0 for
+    real rows and 0.0 for padding, so losses are exact masked means.
+    """
+
+    X_support: torch.Tensor  # (n_tasks, n_support_max, n_features)
+    y_support: torch.Tensor  # (n_tasks, n_support_max)
+    w_support: torch.Tensor  # (n_tasks, n_support_max)
+    X_query: torch.Tensor  # (n_tasks, n_query_max, n_features)
+    y_query: torch.Tensor  # (n_tasks, n_query_max)
+    w_query: torch.Tensor  # (n_tasks, n_query_max)
+
+
+def task_name(task_id):
+    """A task id as a plain Python value, for messages."""
+    return task_id.item() if isinstance(task_id, np.generic) else task_id
+
+
+@dataclass
+class TaskSet:
+    """Tasks as long arrays, rows grouped by task.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_rows, n_features), float32
+    y : ndarray of shape (n_rows,)
+        float32 targets (regression) or int64 task-local class codes
+        ``0..n_classes_i - 1`` (classification).
+    task_index : ndarray of shape (n_rows,), int64
+        Task of each row, non-decreasing, in ``[0, n_tasks)``.
+    task_ids : ndarray of shape (n_tasks,)
+        The user's id of each task (group value, list position or draw index).
+    classes : list of ndarray or None
+        Classification only: ``classes[t][c]`` is the original label of code
+        ``c`` in task ``t``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    task_index: np.ndarray
+    task_ids: np.ndarray
+    classes: list[np.ndarray] | None = None
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.task_ids)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Number of rows of each task."""
+        return np.bincount(self.task_index, minlength=self.n_tasks)
+
+    def task(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of task ``t`` as ``(X_t, y_t)`` (class codes for classification)."""
+        start, stop = np.searchsorted(self.task_index, [t, t + 1])
+        return self.X[start:stop], self.y[start:stop]
+
+    def support_quota(self, shots: numbers.Real, *, stratify: bool) -> np.ndarray:
+        """Rows of each stratum that go to the support set, per task.
+
+        Returns an int64 array of shape ``(n_tasks, n_strata + 1)``; the strata
+        are the classes (``stratify=True``, ``shots`` per class) or the whole
+        task (one stratum); the last column, for padding rows, is zero.
+        Raises ``ValueError`` naming the task when a task is too small to leave
+        at least one query row.
+        """
+        if stratify:
+            n_strata = int(self.y.max()) + 1 if len(self.y) else 1
+            flat = self.task_index * (n_strata + 1) + self.y
+            counts = np.bincount(flat, minlength=self.n_tasks * (n_strata + 1))
+            counts = counts.reshape(self.n_tasks, n_strata + 1)
+        else:
+            counts = np.zeros((self.n_tasks, 2), dtype=np.int64)
+            counts[:, 0] = self.sizes
+        if isinstance(shots, numbers.Integral):
+            quota = np.where(counts > 0, int(shots), 0)
+        else:
+            quota = np.where(counts > 0, np.maximum(1, np.floor(shots * counts)), 0)
+            quota = quota.astype(np.int64)
+        sizes = counts.sum(axis=1)
+        short = (quota > counts).any(axis=1) | (quota.sum(axis=1) >= sizes)
+        if short.any():
+            t = int(np.flatnonzero(short)[0])
+            per_class = " per class (with every class that often)" if stratify else ""
+            raise ValueError(
+                f"Task {task_name(self.task_ids[t])!r} has n_samples={sizes[t]}, too few for "
+                f"shots={shots!r}: it needs {int(quota[t].sum())} support rows{per_class} plus "
+                "at least one query row. Use fewer shots or larger tasks."
+            )
+        return quota
+
+    def to_padded(
+        self, device: torch.device, shots: numbers.Real, *, stratify: bool
+    ) -> PaddedTasks:
+        """Zero-padded tensors on ``device``, ready for support/query draws."""
+        quota = self.support_quota(shots, stratify=stratify)
+        sizes = self.sizes
+        n_tasks, width = self.n_tasks, int(sizes.max())
+
+        if (sizes == width).all():  # equal sizes (the usual sampler case): a reshape, no scatter
+            X = self.X.reshape(n_tasks, width, -1)
+            y = self.y.reshape(n_tasks, width)
+            strata = y if stratify else np.zeros((n_tasks, width), dtype=np.int64)
+        else:
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            position = np.arange(len(self.y)) - offsets[self.task_index]
+            X = np.zeros((n_tasks, width, self.X.shape[1]), dtype=np.float32)
+            X[self.task_index, position] = self.X
+            y = np.zeros((n_tasks, width), dtype=self.y.dtype)
+            y[self.task_index, position] = self.y
+            strata = np.full((n_tasks, width), quota.shape[1] - 1, dtype=np.int64)
+            strata[self.task_index, position] = self.y if stratify else 0
+
+        n_support = quota.sum(axis=1)
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        return PaddedTasks(
+            X=as_tensor(X),
+            y=as_tensor(y),
+            strata=as_tensor(strata),
+            quota=as_tensor(quota),
+            lengths=as_tensor(sizes.astype(np.int64)),
+            n_support_max=int(n_support.max()),
+            n_query_max=int((sizes - n_support).max()),
+            uniform=bool(
+                not stratify and (sizes == width).all() and (n_support == n_support[0]).all()
+            ),
+        )
+
+
+@dataclass
+class PaddedTasks:
+    """Tasks as zero-padded tensors on one device, for vectorised batches.
+
+    Unequal task sizes are handled by masking: every task is padded to the
+    largest one, and :meth:`split` returns weights that are zero on padding.
+    """
+
+    X: torch.Tensor  # (n_tasks, width, n_features)
+    y: torch.Tensor  # (n_tasks, width)
+    strata: torch.Tensor  # (n_tasks, width): class code, 0 for regression, pad_stratum on padding
+    quota: torch.Tensor  # (n_tasks, n_strata + 1): support rows per stratum
+    lengths: torch.Tensor  # (n_tasks,)
+    n_support_max: int
+    n_query_max: int
+    # One stratum, no padding, the same support size everywhere (known on the host
+    # when the tasks are padded): split is then a random permutation per task.
+    uniform: bool = False
+
+    @property
+    def n_tasks(self) -> int:
+        return self.X.shape[0]
+
+    @staticmethod
+    def _stratified_order(strata, quota, keys, positions):
+        """Row order putting ``quota`` random rows of each stratum first, then
+        the other real rows, then padding; random within each group."""
+        by_stratum = torch.argsort(strata.to(keys.dtype) + keys, dim=1)
+        sorted_strata = strata.gather(1, by_stratum)
+        rank_in_stratum = positions - torch.searchsorted(sorted_strata, sorted_strata)
+        in_support = rank_in_stratum < quota.gather(1, sorted_strata)
+        is_padding = sorted_strata == quota.shape[1] - 1
+        group = torch.where(in_support, 0.0, torch.where(is_padding, 2.0, 1.0))
+        return by_stratum.gather(1, torch.argsort(group + keys.gather(1, by_stratum), dim=1))
+
+    def split(
+        self,
+        generator: torch.Generator,
+        tasks: torch.Tensor | None = None,
+        *,
+        relabel_to: int | None = None,
+    ) -> MetaBatch:
+        """Draw a random support/query split of some tasks, on the device.
+
+        Parameters
+        ----------
+        generator : torch.Generator
+            On the tensors' device; the only source of randomness.
+        tasks : LongTensor of shape (n_batch,), optional
+            Which tasks to split (all by default).
+        relabel_to : int, optional
+            Classification during meta-training: map each task's class codes
+            through a fresh random injection into ``0..relabel_to - 1``, so
+            that output units carry no class identity across tasks.
+        """
+        X, y, strata, quota, lengths = self.X, self.y, self.strata, self.quota, self.lengths
+        if tasks is not None:
+            X, y, strata, quota, lengths = (
+                X[tasks],
+                y[tasks],
+                strata[tasks],
+                quota[tasks],
+                lengths[tasks],
+            )
+        n_batch, width = strata.shape
+        device = X.device
+        if self.uniform and relabel_to is None:
+            return self._split_uniform(X, y, generator)
+        positions = torch.arange(width, device=device)
+
+        keys = torch.rand((n_batch, width), generator=generator, device=device)
+        if quota.shape[1] == 2:
+            # One stratum (regression): a random order of the real rows, padding
+            # last; the first n_support rows are the support set.
+            order = torch.argsort(strata.to(keys.dtype) + keys, dim=1)
+        else:
+            order = self._stratified_order(strata, quota, keys, positions)
+        n_support = quota.sum(dim=1, keepdim=True)
+        support_pos = positions[: self.n_support_max].expand(n_batch, -1)
+        query_pos = n_support + torch.arange(self.n_query_max, device=device)
+        support_rows = order.gather(1, support_pos)
+        query_rows = order.gather(1, query_pos.clamp(max=width - 1))
+        batch_index = torch.arange(n_batch, device=device)[:, None]
+
+        if relabel_to is not None:
+            injection = torch.argsort(
+                torch.rand((n_batch, relabel_to), generator=generator, device=device), dim=1
+            )
+            y = injection.gather(1, y)
+        dtype = X.dtype
+        return MetaBatch(
+            X_support=X[batch_index, support_rows],
+            y_support=y[batch_index, support_rows],
+            w_support=(support_pos < n_support).to(dtype),
+            X_query=X[batch_index, query_rows],
+            y_query=y[batch_index, query_rows],
+            w_query=(query_pos < lengths[:, None]).to(dtype),
+        )
+
+    def _split_uniform(self, X, y, generator: torch.Generator) -> MetaBatch:
+        """``split`` when every task has the same rows and support size and no padding.
+
+        Draws the same keys and so the same split as the general path (whose
+        sort keys are then ``0 + keys``), in a quarter of the tensor operations:
+        the per-step cost of sampled meta-batches.
+        """
+        n_batch, width = y.shape
+        n_support, n_query = self.n_support_max, self.n_query_max
+        keys = torch.rand((n_batch, width), generator=generator, device=X.device)
+        rows = torch.argsort(keys, dim=1)[:, : n_support + n_query]
+        X_rows = X.gather(1, rows.unsqueeze(-1).expand(-1, -1, X.shape[-1]))
+        y_rows = y.gather(1, rows)
+        w = torch.ones((n_batch, n_support + n_query), dtype=X.dtype, device=X.device)
+        return MetaBatch(
+            X_support=X_rows[:, :n_support],
+            y_support=y_rows[:, :n_support],
+            w_support=w[:, :n_support],
+            X_query=X_rows[:, n_support:],
+            y_query=y_rows[:, n_support:],
+            w_query=w[:, n_support:],
+        )

@@ -1,0 +1,118 @@
+"""The outer loop: outer updates of all meta-parameters, divergence checks and rollback.
+
+Knows no algorithm and no scikit-learn: it applies the ``(loss, update)``
+that an algorithm's ``outer_step`` returns — a meta-gradient for the outer
+optimizer, or an increment added in place (Reptile) — checks for
+non-finite values once per chunk of steps, and on divergence restores the
+meta-parameters and optimizer state of the last good check.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ._meta_parameters import MetaParameters, Tree
+
+# Meta-losses are copied to the host in chunks of this many steps: one sync per chunk.
+CHECK_EVERY = 20
+
+
+def _clone_state(state):
+    """Copy of a (nested) state dict with its tensors cloned: deepcopy at a fraction of the cost."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        return {key: _clone_state(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_clone_state(value) for value in state)
+    return copy.deepcopy(state)
+
+
+def snapshot(meta_params: MetaParameters, optimizer) -> dict:
+    """Copies of the meta-parameters (with buffers) and of the optimizer's state."""
+    return {
+        "meta_params": {k: v.detach().clone() for k, v in meta_params.state_dict().items()},
+        # Adam's moments absorb a NaN gradient too; warm starts need them clean.
+        "optimizer": None if optimizer is None else _clone_state(optimizer.state_dict()),
+    }
+
+
+def restore(meta_params: MetaParameters, optimizer, state: dict) -> None:
+    meta_params.load_state_dict(state["meta_params"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+
+
+def apply_update(meta_params: MetaParameters, update: Tree, outer_update: str, optimizer) -> None:
+    """Apply an algorithm's outer update to the live meta-parameters.
+
+    ``"gradient"``: the update is the meta-gradient, stepped by ``optimizer``
+    (meta-parameters without an entry get no gradient and are skipped).
+    ``"increment"``: the update is added in place.
+    """
+    meta = meta_params.tree()
+    if outer_update == "gradient":
+        for kind, tensors in meta.items():
+            for name, param in tensors.items():
+                param.grad = update.get(kind, {}).get(name)
+        optimizer.step()
+    elif outer_update == "increment":
+        with torch.no_grad():
+            for kind, tensors in update.items():
+                for name, increment in tensors.items():
+                    meta[kind][name].add_(increment)
+    else:
+        raise ValueError(f"Unknown outer update {outer_update!r}")
+
+
+def all_finite(meta_params: MetaParameters) -> bool:
+    values = [p.detach().reshape(-1) for p in meta_params.parameters()]
+    return bool(torch.isfinite(torch.cat(values)).all())
+
+
+def run_outer_steps(
+    meta_params: MetaParameters,
+    optimizer,
+    take_step: Callable[[int], torch.Tensor],
+    n_steps: int,
+    *,
+    record: Callable[[list[float]], None],
+    divergence_message: Callable[[int, float, bool], str],
+    verbose: int | bool = 0,
+) -> None:
+    """Run ``take_step(i)`` for ``i < n_steps``, recording its meta-losses per chunk.
+
+    ``take_step`` applies one outer update and returns the detached
+    meta-loss (left on the device). Every :data:`CHECK_EVERY` steps the
+    losses are copied to the host at once; when one is NaN or inf, or a
+    meta-parameter is (a non-finite gradient with a finite loss), the
+    meta-parameters and optimizer state of the previous check are restored
+    and ``FloatingPointError(divergence_message(first_bad, loss,
+    loss_was_finite))`` is raised, ``first_bad`` counting from the chunk's
+    start. Otherwise ``record(losses)`` is called with the chunk.
+    """
+    pending: list[torch.Tensor] = []
+    last_good = snapshot(meta_params, optimizer)
+    with tqdm(total=n_steps, disable=not verbose, desc="meta-train", leave=False) as bar:
+        for step in range(n_steps):
+            pending.append(take_step(step))
+            if len(pending) < CHECK_EVERY and step < n_steps - 1:
+                continue
+            losses = torch.stack(pending).tolist()
+            pending.clear()
+            bad = [i for i, loss in enumerate(losses) if not math.isfinite(loss)]
+            if not bad and not all_finite(meta_params):
+                bad = [len(losses) - 1]  # finite losses: the last step's update was not
+            if bad:
+                restore(meta_params, optimizer, last_good)
+                loss = losses[bad[0]]
+                raise FloatingPointError(divergence_message(bad[0], loss, math.isfinite(loss)))
+            record(losses)
+            bar.update(len(losses))
+            bar.set_postfix(meta_loss=f"{losses[-1]:.4g}")
+            last_good = snapshot(meta_params, optimizer)
