@@ -2,7 +2,15 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmeta import FineTuneClassifier, FineTuneRegressor, MAMLClassifier, MAMLRegressor
+from skmeta import (
+    FineTuneClassifier,
+    FineTuneRegressor,
+    MAMLClassifier,
+    MAMLRegressor,
+    ProtoNetClassifier,
+    ReptileClassifier,
+    ReptileRegressor,
+)
 
 # Small but real settings: the checks fit dozens of times.
 ESTIMATORS = [
@@ -10,6 +18,28 @@ ESTIMATORS = [
     FineTuneRegressor(max_epochs=30, lr=1e-2, shots=0.5, random_state=0),
     MAMLClassifier(max_iter=100, meta_lr=1e-2, inner_lr=0.1, shots=0.5, random_state=0),
     FineTuneClassifier(max_epochs=30, lr=1e-2, shots=0.5, random_state=0),
+    ReptileRegressor(max_iter=100, shots=0.5, random_state=0),
+    ReptileClassifier(max_iter=100, inner_lr=0.1, shots=0.5, random_state=0),
+    ProtoNetClassifier(max_iter=100, meta_lr=1e-2, shots=0.5, random_state=0),
+    # The MAML family's options, combined.
+    MAMLRegressor(
+        max_iter=100,
+        meta_lr=1e-2,
+        shots=0.5,
+        adapt_params="head",
+        learn_inner_lr="per-parameter",
+        random_state=0,
+    ),
+    MAMLClassifier(
+        max_iter=100,
+        meta_lr=1e-2,
+        inner_lr=0.1,
+        inner_steps=2,
+        learn_inner_lr="per-layer-per-step",
+        multi_step_loss=True,
+        shots=0.5,
+        random_state=0,
+    ),
 ]
 
 _KWARGS_IN_SET_PARAMS = {
@@ -36,6 +66,9 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
     "FineTuneRegressor": _KWARGS_IN_SET_PARAMS,
     "MAMLClassifier": _KWARGS_IN_SET_PARAMS,
     "FineTuneClassifier": {**_KWARGS_IN_SET_PARAMS, **_FLOAT32_SUBSET},
+    "ReptileRegressor": {**_KWARGS_IN_SET_PARAMS, **_FLOAT32_SUBSET},
+    "ReptileClassifier": _KWARGS_IN_SET_PARAMS,
+    "ProtoNetClassifier": _KWARGS_IN_SET_PARAMS,
 }
 
 

@@ -7,11 +7,11 @@ import warnings
 import joblib
 import numpy as np
 import pytest
-import skmeta._persistence
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+import skmeta._persistence
 from skmeta import MAMLRegressor
 from skmeta.datasets import SinusoidTasks
 

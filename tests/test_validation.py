@@ -19,7 +19,7 @@ import torch
 from sklearn.exceptions import DataConversionWarning, NotFittedError
 from torch import nn
 
-from skmeta import MAMLClassifier, MAMLRegressor
+from skmeta import MAMLClassifier, MAMLRegressor, ProtoNetClassifier, ReptileRegressor
 
 rng = np.random.RandomState(0)
 X = rng.randn(40, 3).astype(np.float32)
@@ -98,6 +98,15 @@ def cuda_unavailable(device):
             make(device=device).fit(X, y, groups=groups)
 
     return call
+
+
+class OneOutput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+
+    def forward(self, X):
+        return self.linear(X)[:, 0]
 
 
 class TwoOutputs(nn.Module):
@@ -549,6 +558,76 @@ CASES = [
         fit(hidden_layer_sizes=(0,)),
         ValueError,
         ["hidden_layer_sizes must be a tuple of positive ints"],
+    ),
+    # ---- algorithm options
+    (
+        "adapt_params a number",
+        fit(adapt_params=3),
+        ValueError,
+        ['adapt_params must be "all", "head" or a non-empty list', "got 3"],
+    ),
+    ("adapt_params empty", fit(adapt_params=[]), ValueError, ["non-empty list"]),
+    (
+        "adapt_params naming no parameter",
+        fit(adapt_params=["layers.9"]),
+        ValueError,
+        ["adapt_params: 'layers.9' names no parameter", "'layers.0.weight'"],
+    ),
+    (
+        "learn_inner_lr unknown",
+        fit(learn_inner_lr="per-tensor"),
+        ValueError,
+        ["learn_inner_lr must be one of (None, 'per-parameter', 'per-layer-per-step')"],
+    ),
+    (
+        "multi_step_loss negative",
+        fit(multi_step_loss=-3),
+        ValueError,
+        ["multi_step_loss must be True, False or a positive number", "got -3"],
+    ),
+    (
+        "multi_step_loss a string",
+        fit(multi_step_loss="yes"),
+        ValueError,
+        ["multi_step_loss must be True, False"],
+    ),
+    (
+        "Reptile inner_optimizer unknown",
+        lambda: ReptileRegressor(inner_optimizer="rmsprop", max_iter=2).fit(tasks),
+        ValueError,
+        ["inner_optimizer must be one of ('sgd', 'adam'), got 'rmsprop'"],
+    ),
+    (
+        "Reptile outer_step_size zero",
+        lambda: ReptileRegressor(outer_step_size=0, max_iter=2).fit(tasks),
+        ValueError,
+        ["outer_step_size must be > 0, got 0"],
+    ),
+    (
+        "ProtoNet embedding_size zero",
+        lambda: ProtoNetClassifier(embedding_size=0, max_iter=2, shots=2).fit(
+            classifier_tasks(np.repeat([0, 1], 5))
+        ),
+        ValueError,
+        ["embedding_size must be > 0, got 0"],
+    ),
+    (
+        "ProtoNet module output 1-D",
+        lambda: ProtoNetClassifier(module=OneOutput, max_iter=2, shots=2).fit(
+            classifier_tasks(np.repeat([0, 1], 5))
+        ),
+        ValueError,
+        ["module output has shape (2,) for 2 rows", "needs (2, d)"],
+    ),
+    (
+        "ProtoNet task wider than the first fit's",
+        lambda: (
+            ProtoNetClassifier(max_iter=2, shots=1)
+            .fit(classifier_tasks(np.repeat([0, 1], 5)))
+            .partial_fit(classifier_tasks(np.repeat([0, 1, 2, 3, 4], 2)))
+        ),
+        ValueError,
+        ["Task 1 has 5 classes, more than the 2 of the widest task ProtoNetClassifier"],
     ),
     # ---- classification tasks
     (

@@ -43,7 +43,7 @@ class Reptile:
     inner_steps: int
     adapt_steps: int
     inner_optimizer: str = "sgd"
-    outer_step_size: float = 0.1
+    outer_step_size: float = 1.0
 
     outer_update = "increment"  # the outer step adds an increment to the meta-parameters
     fixed_head = True

@@ -78,7 +78,7 @@ multi_step_loss : bool or int, default=False
 inner_optimizer : {"sgd", "adam"}, default="sgd"
     Rule of the inner steps; Adam starts from fresh moments per task.""",
     "outer_step_size": """\
-outer_step_size : float, default=0.1
+outer_step_size : float, default=1.0
     Reptile's ``eps``: the outer update moves the initialisation by
     ``eps * mean_i(phi_i - theta)``, ``eps`` falling linearly from this
     value to 0 over each :meth:`fit` (``partial_fit`` follows ``n_iter_``

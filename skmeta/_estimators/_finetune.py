@@ -419,10 +419,8 @@ class FineTuneRegressor(RegressorOutputs, FineTuneEstimator):
     )
 
 
+@with_parameters(adapt_lr=0.1, adapt_steps=100, adapt_layers="head")
 class FineTuneClassifier(ClassifierOutputs, FineTuneEstimator):
-    __init__ = with_parameters(
-        FineTuneEstimator.__init__, adapt_lr=0.1, adapt_steps=100, adapt_layers="head"
-    )
     __doc__ = compose(
         """
         Pretrain one classifier on all meta-train classes, then fine-tune a new head per task.

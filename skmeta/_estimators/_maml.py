@@ -156,8 +156,8 @@ class MAMLRegressor(RegressorOutputs, MAMLEstimator):
     )
 
 
+@with_parameters(n_way=None)
 class MAMLClassifier(ClassifierOutputs, MAMLEstimator):
-    __init__ = with_parameters(MAMLEstimator.__init__, n_way=None)
     __doc__ = compose(
         "Model-agnostic meta-learning (MAML) for N-way few-shot classification.\n\n"
         + _MAML_SUMMARY

@@ -90,37 +90,44 @@ def store_parameters(estimator, arguments: dict) -> None:
             setattr(estimator, name, value)
 
 
-def with_parameters(base_init, **changes):
-    """An ``__init__`` with the parameters of ``base_init``, some defaults changed or added.
+def with_parameters(**changes):
+    """Class decorator: the class's ``__init__`` with the inherited parameters, some defaults
+    changed or added.
 
     scikit-learn reads an estimator's parameters from its ``__init__``
     signature, so a variant with one more parameter (a classifier's
     ``n_way``) or other defaults needs its own signature. Rather than
-    repeating every parameter, the variant's ``__init__`` is derived: names
-    already in ``base_init`` get the new default, new names become
+    repeating every parameter, the variant's ``__init__`` is derived from the
+    inherited one: names already there get the new default, new names become
     keyword-only parameters before ``**kwargs``. Like every estimator
     ``__init__`` here, it stores each parameter unchanged
     (:func:`store_parameters`).
     """
-    signature = inspect.signature(base_init)
-    parameters = [
-        p.replace(default=changes[p.name]) if p.name in changes else p
-        for p in signature.parameters.values()
-        if p.kind != p.VAR_KEYWORD
-    ]
-    added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
-        for name, default in changes.items()
-        if name not in signature.parameters
-    ]
-    var_keyword = [p for p in signature.parameters.values() if p.kind == p.VAR_KEYWORD]
-    derived = signature.replace(parameters=parameters + added + var_keyword)
 
-    def __init__(self, *args, **kwargs):
-        bound = derived.bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        store_parameters(self, bound.arguments)
+    def decorate(cls):
+        signature = inspect.signature(cls.__init__)
+        parameters = [
+            p.replace(default=changes[p.name]) if p.name in changes else p
+            for p in signature.parameters.values()
+            if p.kind != p.VAR_KEYWORD
+        ]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in changes.items()
+            if name not in signature.parameters
+        ]
+        var_keyword = [p for p in signature.parameters.values() if p.kind == p.VAR_KEYWORD]
+        derived = signature.replace(parameters=parameters + added + var_keyword)
 
-    __init__.__signature__ = derived
-    __init__.__doc__ = base_init.__doc__
-    return __init__
+        def __init__(self, *args, **kwargs):
+            bound = derived.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            store_parameters(self, bound.arguments)
+
+        __init__.__signature__ = derived
+        __init__.__module__ = cls.__module__
+        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = __init__
+        return cls
+
+    return decorate

@@ -24,7 +24,7 @@ class ReptileEstimator(MetaTrainedEstimator):
         inner_steps=5,
         adapt_steps=None,
         inner_optimizer="sgd",
-        outer_step_size=0.1,
+        outer_step_size=1.0,
         meta_batch_size=25,
         max_iter=1000,
         shots=10,
@@ -108,8 +108,8 @@ class ReptileRegressor(RegressorOutputs, ReptileEstimator):
     )
 
 
+@with_parameters(n_way=None)
 class ReptileClassifier(ClassifierOutputs, ReptileEstimator):
-    __init__ = with_parameters(ReptileEstimator.__init__, n_way=None)
     __doc__ = compose(
         "Reptile for N-way few-shot classification.\n\n"
         + _REPTILE_SUMMARY
