@@ -162,13 +162,13 @@ def test_meta_sgd_gradient_reaches_the_learned_step_sizes(batching, first_order)
 def test_lslr_gradient_per_layer_and_step(batching):
     model, init, batch, tasks, net = maml_setup()
     algorithm = MAML(0.05, 3, 3, learn_inner_lr="per-layer-per-step")
-    learned = algorithm.learned(init)["inner_lr"]
-    assert all(t.shape == (3,) for t in learned.values())
-    sizes = {n: torch.tensor([0.05, 0.02, 0.08]).requires_grad_() for n in learned}
-    meta = {"init": init, "inner_lr": sizes}
+    learned = algorithm.learned(init)["log_inner_lr"]  # learned as logarithms: always positive
+    assert all(torch.allclose(t.exp(), torch.full((3,), 0.05)) for t in learned.values())
+    logs = {n: torch.tensor([0.05, 0.02, 0.08]).log().requires_grad_() for n in learned}
+    meta = {"init": init, "log_inner_lr": logs}
     loss, grads = algorithm.outer_step(net, meta, batch, Step(), batching)
     reference = reference_maml_loss(
-        model, meta, tasks, steps=3, first_order=False, step_size=lambda k, n: sizes[n][k]
+        model, meta, tasks, steps=3, first_order=False, step_size=lambda k, n: logs[n][k].exp()
     )
     assert_same_gradient(grads, reference, meta)
 

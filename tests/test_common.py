@@ -18,8 +18,10 @@ ESTIMATORS = [
     FineTuneRegressor(max_epochs=30, lr=1e-2, shots=0.5, random_state=0),
     MAMLClassifier(max_iter=100, meta_lr=1e-2, inner_lr=0.1, shots=0.5, random_state=0),
     FineTuneClassifier(max_epochs=30, lr=1e-2, shots=0.5, random_state=0),
-    ReptileRegressor(max_iter=100, shots=0.5, random_state=0),
-    ReptileClassifier(max_iter=100, inner_lr=0.1, shots=0.5, random_state=0),
+    # The checks' regression targets are unscaled (up to a few hundred): 10 SGD steps at
+    # the default 0.02 diverge there (with a clear FloatingPointError); 5 at 0.01 do not.
+    ReptileRegressor(max_iter=100, inner_steps=5, inner_lr=0.01, shots=0.5, random_state=0),
+    ReptileClassifier(max_iter=50, inner_steps=3, inner_lr=0.1, shots=0.5, random_state=0),
     ProtoNetClassifier(max_iter=100, meta_lr=1e-2, shots=0.5, random_state=0),
     # The MAML family's options, combined.
     MAMLRegressor(
@@ -64,7 +66,8 @@ _FLOAT32_SUBSET = {
 EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
     "MAMLRegressor": {**_KWARGS_IN_SET_PARAMS, **_FLOAT32_SUBSET},
     "FineTuneRegressor": _KWARGS_IN_SET_PARAMS,
-    "MAMLClassifier": _KWARGS_IN_SET_PARAMS,
+    # Its MAML++ instance's predict_proba meets the float32 noise; the plain one passes.
+    "MAMLClassifier": {**_KWARGS_IN_SET_PARAMS, **_FLOAT32_SUBSET},
     "FineTuneClassifier": {**_KWARGS_IN_SET_PARAMS, **_FLOAT32_SUBSET},
     "ReptileRegressor": {**_KWARGS_IN_SET_PARAMS, **_FLOAT32_SUBSET},
     "ReptileClassifier": _KWARGS_IN_SET_PARAMS,

@@ -179,12 +179,16 @@ def test_verbose_shows_the_meta_loss(name, capsys):
     assert "meta-train" in err and "meta_loss=" in err
 
 
-@pytest.mark.parametrize("name", ["Meta-SGD", "MAML++", "Meta-SGD classifier"])
-def test_learned_step_sizes_are_meta_parameters(name):
+@pytest.mark.parametrize(
+    "name, kind",
+    [("Meta-SGD", "inner_lr"), ("MAML++", "log_inner_lr"), ("Meta-SGD classifier", "inner_lr")],
+)
+def test_learned_step_sizes_are_meta_parameters(name, kind):
     est = make(name, max_iter=20).fit(tasks_for(name))
-    sizes = est.meta_params_.learned["inner_lr"].as_dict()
+    sizes = est.meta_params_.learned[kind].as_dict()
     assert set(sizes) == {n for n, _ in est.module_.named_parameters()}
-    assert any(not torch.allclose(t, torch.full_like(t, est.inner_lr)) for t in sizes.values())
+    initial = est.inner_lr if kind == "inner_lr" else float(np.log(est.inner_lr))
+    assert any(not torch.allclose(t, torch.full_like(t, initial)) for t in sizes.values())
     optimized = est.optimizer_.param_groups[0]["params"]
     assert all(any(p is q for q in optimized) for p in sizes.values())
 
@@ -198,7 +202,7 @@ def test_changing_the_learned_meta_parameters_needs_a_fresh_fit():
     with pytest.raises(ValueError, match="algorithm options changed"):
         est.partial_fit(tasks)
     est.set_params(warm_start=False).fit(tasks)  # a fresh fit is fine
-    assert est.meta_params_.learned["inner_lr"].as_dict()["layers.0.weight"].shape == (1,)
+    assert est.meta_params_.learned["log_inner_lr"].as_dict()["layers.0.weight"].shape == (1,)
 
 
 def test_protonet_fit_on_one_task_predicts_like_a_plain_classifier():

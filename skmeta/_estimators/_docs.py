@@ -62,10 +62,14 @@ adapt_params : "all", "head" or list of str, default="all"
 learn_inner_lr : {None, "per-parameter", "per-layer-per-step"}, default=None
     Meta-learn the inner step sizes, starting at ``inner_lr``:
     ``"per-parameter"`` learns one per entry of every adapted parameter
-    (Meta-SGD, Li et al., 2017); ``"per-layer-per-step"`` one per adapted
-    parameter tensor and inner step (MAML++'s LSLR, Antoniou et al., 2019;
-    an ``adapt`` longer than ``inner_steps`` repeats the last step's sizes).
-    They are meta-parameters like the initial weights: in ``meta_params_``,
+    (Meta-SGD, Li et al., 2017; signed: it learns a direction too), in
+    ``meta_params_.learned["inner_lr"]``; ``"per-layer-per-step"`` one per
+    adapted parameter tensor and inner step (MAML++'s LSLR, Antoniou et al.,
+    2019), learned as its logarithm so that it stays positive, in
+    ``meta_params_.learned["log_inner_lr"]``; an ``adapt`` longer than
+    ``inner_steps`` repeats the last step's sizes. Step sizes trained for
+    ``inner_steps`` steps may diverge over more: keep ``adapt_steps`` at
+    ``inner_steps``. They are meta-parameters like the initial weights, in
     pickles and :meth:`save_params` files.""",
     "multi_step_loss": """\
 multi_step_loss : bool or int, default=False

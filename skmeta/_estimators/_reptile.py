@@ -21,7 +21,7 @@ class ReptileEstimator(MetaTrainedEstimator):
         *,
         hidden_layer_sizes=(40, 40),
         inner_lr=0.02,
-        inner_steps=5,
+        inner_steps=10,
         adapt_steps=None,
         inner_optimizer="sgd",
         outer_step_size=1.0,
@@ -83,7 +83,7 @@ steps on its support rows from the initialisation ``theta``, reaching
 :meth:`adapt` takes the same steps from the learned initialisation.
 ``loss_curve_`` records the mean query loss of the ``phi_i``.
 """
-_REPTILE_DEFAULTS = {"inner_lr": 0.02, "inner_steps": 5}
+_REPTILE_DEFAULTS = {"inner_lr": 0.02, "inner_steps": 10}
 
 
 class ReptileRegressor(RegressorOutputs, ReptileEstimator):
@@ -100,7 +100,7 @@ class ReptileRegressor(RegressorOutputs, ReptileEstimator):
             >>> from skmeta import ReptileRegressor
             >>> from skmeta.datasets import SinusoidTasks
             >>> tasks = SinusoidTasks(n_samples=20)
-            >>> reptile = ReptileRegressor(max_iter=200, random_state=0).fit(tasks)
+            >>> reptile = ReptileRegressor(max_iter=100, random_state=0).fit(tasks)
             >>> X, y = tasks.sample(1, random_state=1)[0]
             >>> reptile.adapt(X[:10], y[:10]).predict(X[10:]).shape
             (10,)
