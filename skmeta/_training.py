@@ -48,14 +48,14 @@ def restore(meta_params: MetaParameters, optimizer, state: dict) -> None:
         optimizer.load_state_dict(state["optimizer"])
 
 
-def apply_update(meta_params: MetaParameters, update: Tree, outer_update: str, optimizer) -> None:
-    """Apply an algorithm's outer update to the live meta-parameters.
+def apply_update(meta: Tree, update: Tree, outer_update: str, optimizer) -> None:
+    """Apply an algorithm's outer update to the live meta-parameters ``meta``
+    (``MetaParameters.tree()``, taken once per fit: it is the same tensors every step).
 
     ``"gradient"``: the update is the meta-gradient, stepped by ``optimizer``
     (meta-parameters without an entry get no gradient and are skipped).
     ``"increment"``: the update is added in place.
     """
-    meta = meta_params.tree()
     if outer_update == "gradient":
         for kind, tensors in meta.items():
             for name, param in tensors.items():

@@ -241,7 +241,7 @@ def test_reptile_update_is_eps_times_the_mean_difference(batching, inner_optimiz
     step = Step(iteration=7, fraction=0.25)
     loss, update = algorithm.outer_step(net, meta_params.tree(), batch, step, batching)
     phis, _ = algorithm._solutions(net, meta_params.tree(), batch, batching)
-    apply_update(meta_params, update, algorithm.outer_update, optimizer=None)
+    apply_update(meta_params.tree(), update, algorithm.outer_update, optimizer=None)
     eps = 0.3 * (1 - 0.25)
     for name, p in model.named_parameters():
         expected = theta[name] + eps * (phis[name] - theta[name]).mean(dim=0)

@@ -183,9 +183,7 @@ or task sampler
                 probe = lambda batching: algorithm.episode_loss(net, meta, small, step, batching)
                 self.batching_ = fn.choose_batching(module, probe)
             loss, update = algorithm.outer_step(net, meta, batch, step, self.batching_)
-            _training.apply_update(
-                self.meta_params_, update, algorithm.outer_update, self.optimizer_
-            )
+            _training.apply_update(meta, update, algorithm.outer_update, self.optimizer_)
             return loss.detach()
 
         def record(losses: list[float]) -> None:
