@@ -20,7 +20,7 @@ class ReptileEstimator(MetaTrainedEstimator):
         module=None,
         *,
         hidden_layer_sizes=(40, 40),
-        inner_lr=0.02,
+        inner_lr=0.01,
         inner_steps=10,
         adapt_steps=None,
         inner_optimizer="sgd",
@@ -83,7 +83,7 @@ steps on its support rows from the initialisation ``theta``, reaching
 :meth:`adapt` takes the same steps from the learned initialisation.
 ``loss_curve_`` records the mean query loss of the ``phi_i``.
 """
-_REPTILE_DEFAULTS = {"inner_lr": 0.02, "inner_steps": 10}
+_REPTILE_DEFAULTS = {"inner_lr": 0.01, "inner_steps": 10}
 
 
 class ReptileRegressor(RegressorOutputs, ReptileEstimator):
