@@ -21,7 +21,6 @@ class Regression:
 
     classification = False
     loss: LossFn = staticmethod(weighted_mse)
-    score_name = "R²"
 
     @staticmethod
     def check_output(output: Tensor, n_rows: int, width: int = 1) -> None:
@@ -55,7 +54,6 @@ class Classification:
 
     classification = True
     loss: LossFn = staticmethod(weighted_cross_entropy)
-    score_name = "accuracy"
 
     @staticmethod
     def check_output(output: Tensor, n_rows: int, width: int | None) -> None:

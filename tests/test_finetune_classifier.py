@@ -12,6 +12,8 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from skmeta import FineTuneClassifier, MAMLClassifier
+from skmeta import _functional as fn
+from skmeta._algorithms import FineTune
 from skmeta.datasets import FewShotDigits
 
 N_WAY, K_SHOT = 5, 5
@@ -209,3 +211,23 @@ def test_same_grid_search_code_for_both_families(digit_tasks, estimator, grid):
         sklearn.set_config(enable_metadata_routing=previous)
     assert search.cv_results_["mean_test_score"].shape == (2,)
     assert search.best_score_ > 1 / N_WAY
+
+
+def test_padded_head_units_do_not_change_fine_tuning():
+    """Few-shot score pads fresh heads to the widest task; the loss must ignore the extra units."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    net = fn.Network(model, fn.weighted_cross_entropy, {})
+    meta = {"init": {k: v.detach() for k, v in model.named_parameters()}}
+    X, y, w = torch.randn(9, 4), torch.tensor([0, 1, 2] * 3), torch.ones(9)
+    head = ("weight", "bias")
+    with torch.no_grad():
+        narrow = FineTune(0.5, 10, head=head, head_width=3).adapt(net, meta, X, y, w)
+        wide = FineTune(0.5, 10, head=head, head_width=5).adapt(net, meta, X, y, w)
+    torch.testing.assert_close(wide["weight"][:3], narrow["weight"])
+    torch.testing.assert_close(wide["bias"][:3], narrow["bias"])
+    # Without the mask the two extra units would take probability and move the others.
+    with torch.no_grad():
+        start = FineTune(0.5, 0, head=head, head_width=5).start(meta["init"])
+        plain = fn.inner_loop(net.support_loss(X, y, w), start, fn.SGD(0.5), 10)[-1]
+    assert not torch.allclose(plain["weight"][:3], narrow["weight"])

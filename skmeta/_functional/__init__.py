@@ -13,7 +13,6 @@ from ._batching import BATCHINGS, choose_batching, over_tasks
 from ._inner import inner_loop
 from ._losses import (
     mask_absent_classes,
-    present_class_cross_entropy,
     weighted_cross_entropy,
     weighted_mse,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "inner_loop",
     "mask_absent_classes",
     "over_tasks",
-    "present_class_cross_entropy",
     "weighted_cross_entropy",
     "weighted_mse",
 ]

@@ -35,13 +35,3 @@ def mask_absent_classes(output: Tensor, y_support: Tensor, w_support: Tensor) ->
     units = torch.arange(output.shape[-1], device=output.device)
     unused = units >= n_classes.unsqueeze(-1)
     return output.masked_fill(unused, float("-inf"))
-
-
-def present_class_cross_entropy(output: Tensor, y: Tensor, w: Tensor) -> Tensor:
-    """:func:`weighted_cross_entropy` over the units ``0..max(y)`` only.
-
-    For class heads padded to a batch's widest task: the units above a
-    task's largest code get no probability, so a task is fitted as if its
-    head had exactly its own classes.
-    """
-    return weighted_cross_entropy(mask_absent_classes(output, y, w), y, w)
