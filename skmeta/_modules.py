@@ -18,16 +18,26 @@ class MLP(nn.Module):
         Output width (1 for regression, the number of classes for classification).
     hidden_layer_sizes : sequence of int, default=(40, 40)
         Width of each hidden layer; ``()`` gives a linear model.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer (none when 0). Set it on an
+        estimator with ``module__dropout=0.2``; its masks come from the
+        estimator's generators, so ``random_state`` still reproduces a run.
     """
 
     def __init__(
-        self, n_features: int, n_outputs: int, hidden_layer_sizes: Sequence[int] = (40, 40)
+        self,
+        n_features: int,
+        n_outputs: int,
+        hidden_layer_sizes: Sequence[int] = (40, 40),
+        dropout: float = 0.0,
     ):
         super().__init__()
         widths = [n_features, *hidden_layer_sizes]
         layers: list[nn.Module] = []
         for width_in, width_out in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(widths[-1], n_outputs))
         self.layers = nn.Sequential(*layers)
 

@@ -11,8 +11,9 @@ adapts: the algorithm does.
 from __future__ import annotations
 
 import copy
+import itertools
 import numbers
-from contextlib import contextmanager
+import threading
 
 import numpy as np
 import torch
@@ -25,9 +26,17 @@ from .. import _functional as fn
 from .. import _tasks
 from .._modules import MLP
 from .._persistence import PersistenceMixin
+from .._random import OwnGenerator, own_randomness
 from ._params import check_number, check_shots
 
 _MODULE_PREFIX = "module__"
+
+# Streams of the estimator's seed (see ``_rngs``) for draws outside meta-training,
+# which uses streams 0, 1, ... (its step counts): far from them.
+_PROBE_STREAM = 2**40
+_ADAPT_STREAM = 2**40 + 1
+_PREDICT_STREAM = 2**40 + 2
+_PRETRAIN_STREAM = 2**41  # + epochs done: fine-tune pretraining's dropout
 
 
 class TaskEstimator(PersistenceMixin, BaseEstimator):
@@ -122,10 +131,16 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- module
     def _build_module(self, n_features: int, n_outputs: int, seed: int) -> nn.Module:
-        """Instantiate ``module`` (class, instance or None) on ``device_``, seeded."""
+        """Instantiate ``module`` (class, instance or None) on ``device_``, seeded.
+
+        Built on the CPU with every draw of its initialisation from a generator
+        seeded by ``seed`` (:class:`~skmeta._random.OwnGenerator`): torch's global
+        generator is neither read nor reseeded.
+        """
         module, kwargs = self.module, self._module_kwargs()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        generator = torch.Generator()
+        generator.manual_seed(seed)
+        with OwnGenerator(generator):
             if module is None:
                 built = MLP(n_features, n_outputs, tuple(self.hidden_layer_sizes), **kwargs)
             elif isinstance(module, nn.Module):
@@ -152,6 +167,23 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
             raise ValueError("module has no trainable parameters.")
         return built
 
+    def _probe_module(self, X_sample: torch.Tensor) -> None:
+        """Check the new ``module_``'s output on a few rows and record in
+        ``_draws_random_`` whether its forward draws random numbers (dropout).
+
+        The probe's own draws come from the estimator's generator. Modules that
+        draw get every later forward pass under
+        :class:`~skmeta._random.OwnGenerator`; the others skip its per-operation cost.
+        """
+        generator, _ = self._rngs(self._seed_, stream=_PROBE_STREAM)
+        with OwnGenerator(generator) as recorder:
+            self._check_module_output(X_sample, self._output_width())
+        self._draws_random_ = recorder.used
+
+    def _randomness(self, generator: torch.Generator):
+        """Context in which the module's random draws come from ``generator``."""
+        return own_randomness(generator, getattr(self, "_draws_random_", False))
+
     def _check_module_output(self, X_sample: torch.Tensor, width: int) -> None:
         """Run a forward pass on a couple of rows and check the output's shape."""
         with torch.no_grad():
@@ -164,22 +196,34 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
                 ) from exc
         self._target.check_output(output, len(X_sample), width)
 
-    def _network(self) -> fn.Network:
-        """The fitted module as a pure function, with copies of its buffers.
+    def _private_module(self, training: bool) -> nn.Module:
+        """This thread's own copy of ``module_``, in training mode or not.
+
+        Functional calls swap tensors into the module they run, and ``train()``
+        sets a flag on it: done on the shared ``module_``, a prediction in one
+        thread would change another's. Each thread gets a shallow copy (its own
+        submodules, the same parameter and buffer tensors, so no memory is
+        duplicated and in-place updates of the meta-parameters show through),
+        rebuilt when ``module_`` is replaced.
+        """
+        local = self.__dict__.get("_threads")
+        if local is None:
+            local = self.__dict__.setdefault("_threads", threading.local())
+        source, private = getattr(local, "module", (None, None))
+        if source is not self.module_:
+            tensors = itertools.chain(self.module_.parameters(), self.module_.buffers())
+            private = copy.deepcopy(self.module_, memo={id(t): t for t in tensors})
+            local.module = (self.module_, private)
+        return private.train(training)
+
+    def _network(self, training: bool = False) -> fn.Network:
+        """The fitted module as a pure function, on this thread's copy of the
+        module, with copies of its buffers.
 
         Copies: adaptation in training mode must not move the running stats.
         """
         buffers = {name: b.detach().clone() for name, b in self.module_.named_buffers()}
-        return fn.Network(self.module_, self._target.loss, buffers)
-
-    @contextmanager
-    def _module_mode(self, training: bool):
-        previous = self.module_.training
-        self.module_.train(training)
-        try:
-            yield self.module_
-        finally:
-            self.module_.train(previous)
+        return fn.Network(self._private_module(training), self._target.loss, buffers)
 
     def _as_tensor(self, array: np.ndarray) -> torch.Tensor:
         array = np.ascontiguousarray(array)
@@ -230,8 +274,10 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         algorithm = self._algorithm(n_classes=n_classes)
         X_t, y_t = self._as_tensor(X), self._as_tensor(y)
         w = torch.ones(len(y), dtype=X_t.dtype, device=self.device_)
-        net, meta = self._network(), self.meta_params_.tree(detach=True)
-        with torch.no_grad(), self._module_mode(algorithm.adapt_in_train_mode):
+        net = self._network(training=algorithm.adapt_in_train_mode)
+        meta = self.meta_params_.tree(detach=True)
+        generator, _ = self._rngs(self._seed_, stream=_ADAPT_STREAM)
+        with torch.no_grad(), self._randomness(generator):
             adapted = algorithm.adapt(net, meta, X_t, y_t, w)
         return {name: t.detach() for name, t in adapted.items()}
 
@@ -241,8 +287,9 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         X = _tasks.read_features(self, X)
         adapted = getattr(self, "adapted_params_", None)
         algorithm = self._algorithm(n_classes=None)
-        net, meta = self._network(), self.meta_params_.tree(detach=True)
-        with torch.no_grad(), self._module_mode(False):
+        net, meta = self._network(training=False), self.meta_params_.tree(detach=True)
+        generator, _ = self._rngs(self._seed_, stream=_PREDICT_STREAM)
+        with torch.no_grad(), self._randomness(generator):
             return algorithm.predict(net, meta, adapted, self._as_tensor(X))
 
     # ---------------------------------------------------------------- few-shot score
@@ -258,23 +305,24 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         scores = []
         for start in range(0, padded.n_tasks, self._SCORE_CHUNK):
             chunk = _tasks.MetaBatch(*(t[start : start + self._SCORE_CHUNK] for t in batch))
-            outputs = self._adapted_query_outputs(algorithm, chunk)
+            with self._randomness(generator):
+                outputs = self._adapted_query_outputs(algorithm, chunk)
             outputs = target.task_outputs(outputs, chunk.y_support, chunk.w_support)
             scores.append(target.query_scores(outputs, chunk.y_query, chunk.w_query))
         return float(torch.cat(scores).mean())
 
     def _adapted_query_outputs(self, algorithm, batch: _tasks.MetaBatch) -> torch.Tensor:
         """Outputs on each task's query rows after adapting on its support rows."""
-        net, meta = self._network(), self.meta_params_.tree(detach=True)
+        meta = self.meta_params_.tree(detach=True)
+        net = self._network(training=algorithm.adapt_in_train_mode)
         adapt = lambda X, y, w: algorithm.adapt(net, meta, X, y, w)
-        predict = lambda adapted, X: algorithm.predict(net, meta, adapted, X)
         with torch.no_grad():
-            with self._module_mode(algorithm.adapt_in_train_mode):
-                adapted = fn.over_tasks(adapt, self.batching_)(
-                    batch.X_support, batch.y_support, batch.w_support
-                )
-            with self._module_mode(False):
-                return fn.over_tasks(predict, self.batching_)(adapted, batch.X_query)
+            adapted = fn.over_tasks(adapt, self.batching_)(
+                batch.X_support, batch.y_support, batch.w_support
+            )
+            net = self._network(training=False)
+            predict = lambda adapted, X: algorithm.predict(net, meta, adapted, X)
+            return fn.over_tasks(predict, self.batching_)(adapted, batch.X_query)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

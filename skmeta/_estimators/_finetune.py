@@ -26,7 +26,7 @@ from .._algorithms import FineTune
 from .._algorithms.finetune import OPTIMIZERS
 from .._meta_parameters import MetaParameters
 from .._modules import head_parameter_names
-from ._base import TaskEstimator
+from ._base import _PRETRAIN_STREAM, TaskEstimator
 from ._docs import compose
 from ._outputs import ClassifierOutputs, RegressorOutputs
 from ._params import check_choice, check_number, resolve_device, store_parameters, with_parameters
@@ -156,17 +156,17 @@ or task sampler
         if not warm:
             self._clear_fit()
             self.device_ = resolve_device(self.device)
-            self._seed = self._draw_seed()
+            self._seed_ = self._draw_seed()
             self.n_iter_ = 0
             self.loss_curve_ = []
             self.validation_loss_curve_ = []
-        _, rng = self._rngs(self._seed, stream=self.n_iter_)
+        _, rng = self._rngs(self._seed_, stream=self.n_iter_)
         taskset = self._read_training_tasks(X, y, groups, rng, reset=not warm)
         if not warm:
             self.module_ = self._build_module(
-                self.n_features_in_, self._n_outputs(taskset), seed=self._seed
+                self.n_features_in_, self._n_outputs(taskset), seed=self._seed_
             )
-            self._check_module_output(self._as_tensor(taskset.X[:2]), self._output_width())
+            self._probe_module(self._as_tensor(taskset.X[:2]))
         self.adapted_params_ = None
         self._pretrain(taskset, rng)
         self.meta_params_ = MetaParameters(self.module_)
@@ -182,10 +182,11 @@ or task sampler
         y = y.reshape(2, 2)
         w = torch.ones_like(X[..., 0])
         algorithm = self._algorithm(n_classes=2 if self._target.classification else None)
-        net, meta = self._network(), self.meta_params_.tree(detach=True)
+        net, meta = self._network(training=True), self.meta_params_.tree(detach=True)
         adapt = lambda X_t, y_t, w_t: algorithm.adapt(net, meta, X_t, y_t, w_t)
-        with self._module_mode(True) as module:
-            return fn.choose_batching(module, lambda b: fn.over_tasks(adapt, b)(X, y, w))
+        generator, _ = self._rngs(self._seed_, stream=0)
+        with self._randomness(generator):
+            return fn.choose_batching(net.module, lambda b: fn.over_tasks(adapt, b)(X, y, w))
 
     def _read_training_tasks(self, X, y, groups, rng, *, reset: bool) -> _tasks.TaskSet:
         classification = self._target.classification
@@ -216,7 +217,10 @@ or task sampler
         train = TensorDataset(X[~is_valid], y[~is_valid])
         # Whole mini-batches are sliced from the tensors in one indexing call:
         # row-by-row collation would dominate the cost of small networks.
-        batches = BatchSampler(RandomSampler(train), self.batch_size, drop_last=False)
+        generator = torch.Generator(device="cpu")  # the sampler draws on the CPU
+        generator.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+        shuffle = RandomSampler(train, generator=generator)
+        batches = BatchSampler(shuffle, self.batch_size, drop_last=False)
         callbacks = list(self.callbacks or [])
         train_split = None
         if bool(is_valid.any()):
@@ -234,15 +238,17 @@ or task sampler
             batch_size=self.batch_size,
             iterator_train__sampler=batches,
             iterator_train__batch_size=None,
+            # DataLoaders draw a base seed per epoch: from this generator, not the global one.
+            iterator_train__generator=generator,
+            iterator_valid__generator=generator,
             train_split=train_split,
             callbacks=callbacks,
             device=self.device_,
             verbose=self.verbose,
         )
-        devices = [self.device_] if self.device_.type == "cuda" else []
-        # Seeded shuffling (and dropout) without touching the caller's global RNG.
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+        # Shuffling and dropout draw from the estimator's generators, not torch's global one.
+        dropout, _ = self._rngs(self._seed_, stream=_PRETRAIN_STREAM + self.n_iter_)
+        with self._randomness(dropout):
             net.fit(train, y=None)
         self.module_ = net.module_
         self.module_.eval()

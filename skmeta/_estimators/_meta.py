@@ -115,17 +115,17 @@ or task sampler
         first_call = not hasattr(self, "meta_params_")
         if first_call:
             self.device_ = resolve_device(self.device)
-            self._seed = self._draw_seed()
+            self._seed_ = self._draw_seed()
             self.n_iter_ = 0
-        generator, rng = self._rngs(self._seed, stream=self.n_iter_)
+        generator, rng = self._rngs(self._seed_, stream=self.n_iter_)
         source, taskset = self._task_source(X, y, groups, rng, reset=first_call)
         single = isinstance(source, _tasks.FixedTasks) and taskset.n_tasks == 1
         self._fit_tasks(taskset, single=single, reset=first_call)
         if first_call:
             self.module_ = self._build_module(
-                self.n_features_in_, self._n_outputs(taskset), seed=self._seed
+                self.n_features_in_, self._n_outputs(taskset), seed=self._seed_
             )
-            self._check_module_output(self._as_tensor(taskset.X[:2]), self._output_width())
+            self._probe_module(self._as_tensor(taskset.X[:2]))
         algorithm = self._algorithm(n_classes=self._training_classes())
         if first_call:
             init = dict(self.module_.named_parameters())
@@ -206,14 +206,15 @@ or task sampler
 
         module.train()
         try:
-            _training.run_outer_steps(
-                self.meta_params_,
-                self.optimizer_,
-                take_step,
-                n_steps,
-                record=record,
-                divergence_message=divergence_message,
-                verbose=self.verbose,
-            )
+            with self._randomness(generator):
+                _training.run_outer_steps(
+                    self.meta_params_,
+                    self.optimizer_,
+                    take_step,
+                    n_steps,
+                    record=record,
+                    divergence_message=divergence_message,
+                    verbose=self.verbose,
+                )
         finally:
             module.eval()
