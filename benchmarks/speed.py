@@ -1,112 +1,138 @@
-"""Meta-training speed and memory of MAMLRegressor, against a per-task Python loop.
+"""Meta-training throughput of skmeta against bare torch.func and the peer libraries.
 
 The setting is the sinusoid experiment of the MAML paper: MLP 1-40-40-1,
-K = 10 support and 10 query points per task, inner SGD at 0.01, Adam 1e-3.
-Every method draws its tasks from the same sampler, so data generation costs
-the same everywhere. Measured, alternately and in one process:
+K = 10 support and 10 query points per task, MSE, one inner SGD step at 0.01,
+Adam at 1e-3 for the meta-update. Every method trains on the SAME pre-drawn
+meta-batches (each timing repeat replays the same list from its start), and
+the methods are timed round-robin in one process, so that drifts of a shared
+machine's speed hit all of them alike:
 
-* ``skmeta``: ``MAMLRegressor.fit`` (vmap over the meta-batch);
-* ``bare torch.func``: the same meta-step written directly with
-  ``functional_call`` + ``grad`` + ``vmap`` and no library around it, to
-  measure skmeta's overhead;
-* ``per-task loop``: the same maths with a Python loop over the tasks and
-  ``torch.autograd.grad(create_graph=True)``, the way learn2learn and
-  ``higher`` run MAML;
-* ``learn2learn`` / ``higher``, when importable (they are not dependencies).
+* ``skmeta eager``: ``MAMLRegressor.fit`` in steady state (warm-started, so
+  building the module is paid once; the task path, validation, padding and
+  support/query split are part of what is timed, as they are for a user);
+* ``skmeta compiled``: the same with ``compile=True``, where this revision of
+  skmeta has that option;
+* ``bare torch.func``: the meta-step in a few lines of ``functional_call`` +
+  ``grad`` + ``vmap``, with nothing around it (skmeta's overhead is the gap);
+* ``bare torch.compile``: that meta-loss under ``torch.compile``;
+* ``learn2learn``: ``MAML(net).clone()`` / ``adapt()`` per task;
+* ``higher``: ``innerloop_ctx`` per task;
+* ``per-task loop``: a Python loop over tasks with
+  ``torch.autograd.grad(create_graph=True)``.
 
-Then throughput against meta-batch size and inner steps, and the peak memory
-of one meta-step against inner steps for second and first order (each
-configuration in a fresh subprocess: peak RSS growth on the CPU,
-``torch.cuda.max_memory_allocated`` on CUDA).
+learn2learn and higher are not dependencies of skmeta: ``make peers`` builds
+``.venv-peers`` with both (see ``benchmarks/README.md``); elsewhere their rows
+say why they are absent. Compiled methods report what their first meta-step
+cost (compilation included) next to the eager first step.
 
-    python benchmarks/speed.py --quick
-    python benchmarks/speed.py
-    python benchmarks/speed.py --threads 1   # one torch thread
+    make peers
+    OMP_NUM_THREADS=1 .venv-peers/bin/python benchmarks/speed.py --quick
+    OMP_NUM_THREADS=1 .venv-peers/bin/python benchmarks/speed.py --write benchmarks/results/speed.md
+    python benchmarks/speed.py --meta-batch 25   # any environment; absent peers are reported
 
-Writes ``benchmarks/results/speed.md`` and ``speed.png``.
+The full run adds the throughput against inner steps and the memory of one
+meta-step (each configuration in a fresh process: peak RSS growth on the
+CPU, ``torch.cuda.max_memory_allocated`` on CUDA).
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
-import importlib.util
 import json
+import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
-from skmeta import MAMLRegressor
-from skmeta._modules import MLP
-from skmeta.datasets import SinusoidTasks
+sys.path.insert(0, str(Path(__file__).parent))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from _peers import load_higher, load_learn2learn_maml  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
+from skmeta import MAMLRegressor  # noqa: E402
+from skmeta._modules import MLP  # noqa: E402
+from skmeta.datasets import SinusoidTasks  # noqa: E402
+
 K = 10
 INNER_LR = 0.01
+META_LR = 1e-3
+HIDDEN = (40, 40)
 
 
-def draw(sampler, rng, n_tasks, device):
-    """Fresh tasks as (support X, support y, query X, query y) tensors."""
-    tasks = sampler.sample(n_tasks, random_state=rng)
-    X = torch.from_numpy(np.stack([X for X, _ in tasks])).to(device)
-    y = torch.from_numpy(np.stack([y for _, y in tasks])).to(device)
-    return X[:, :K], y[:, :K], X[:, K:], y[:, K:]
+# ------------------------------------------------------------------ data
+class Batches:
+    """The same pre-drawn meta-batches for every method.
+
+    ``tensors[i]`` is batch ``i`` as (support X, support y, query X, query y);
+    ``tasks[i]`` the same rows as a list of (X_i, y_i) arrays, for the estimator.
+    """
+
+    def __init__(self, n_batches: int, n_tasks: int, seed: int = 0):
+        sampler, rng = SinusoidTasks(2 * K), np.random.RandomState(seed)
+        self.tasks = [sampler.sample(n_tasks, random_state=rng) for _ in range(n_batches)]
+        self.tensors = []
+        for tasks in self.tasks:
+            X = torch.from_numpy(np.stack([X for X, _ in tasks])).float()
+            y = torch.from_numpy(np.stack([y for _, y in tasks])).float()
+            self.tensors.append((X[:, :K], y[:, :K], X[:, K:], y[:, K:]))
+
+
+class Replay:
+    """A task sampler that hands out the pre-drawn meta-batches in order."""
+
+    def __init__(self, batches: Batches):
+        self.batches, self.position = batches, 0
+
+    def sample(self, n_tasks, random_state=None):
+        tasks = self.batches.tasks[self.position % len(self.batches.tasks)]
+        assert len(tasks) == n_tasks, (len(tasks), n_tasks)
+        self.position += 1
+        return tasks
 
 
 def mse(out, y):
     return ((out.squeeze(-1) - y) ** 2).mean()
 
 
+# ------------------------------------------------------------------ methods
 class PerTaskLoop:
     """Reference MAML: a Python loop over tasks, autograd.grad(create_graph=True)."""
 
     name = "per-task loop"
 
-    def __init__(self, device, n_tasks, steps, first_order, seed=0):
+    def __init__(self, batches: Batches, first_order: bool, steps: int = 1, seed: int = 0):
         torch.manual_seed(seed)
-        self.net = MLP(1, 1, (40, 40)).to(device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
-        self.sampler, self.rng = SinusoidTasks(2 * K), np.random.RandomState(seed)
-        self.device, self.n_tasks, self.steps, self.first_order = (
-            device,
-            n_tasks,
-            steps,
-            first_order,
-        )
+        self.net = MLP(1, 1, HIDDEN)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=META_LR)
+        self.batches, self.first_order, self.steps = batches, first_order, steps
         self.names = [n for n, _ in self.net.named_parameters()]
 
-    def step(self):
-        X_s, y_s, X_q, y_q = draw(self.sampler, self.rng, self.n_tasks, self.device)
-        meta = list(self.net.parameters())
+    def run(self, n_iter: int) -> None:
+        for i in range(n_iter):
+            self.step(*self.batches.tensors[i % len(self.batches.tensors)])
+
+    def step(self, X_s, y_s, X_q, y_q):
         losses = []
-        for t in range(self.n_tasks):
-            params = meta
+        for t in range(len(X_s)):
+            params = list(self.net.parameters())
             for _ in range(self.steps):
                 out = functional_call(self.net, dict(zip(self.names, params)), (X_s[t],))
                 grads = torch.autograd.grad(
                     mse(out, y_s[t]), params, create_graph=not self.first_order
                 )
                 params = [p - INNER_LR * g for p, g in zip(params, grads)]
-            losses.append(
-                mse(functional_call(self.net, dict(zip(self.names, params)), (X_q[t],)), y_q[t])
-            )
+            out = functional_call(self.net, dict(zip(self.names, params)), (X_q[t],))
+            losses.append(mse(out, y_q[t]))
         self.opt.zero_grad()
         torch.stack(losses).mean().backward()
         self.opt.step()
-
-    def run(self, n_iter):
-        for _ in range(n_iter):
-            self.step()
 
 
 class BareTorchFunc(PerTaskLoop):
@@ -114,9 +140,7 @@ class BareTorchFunc(PerTaskLoop):
 
     name = "bare torch.func"
 
-    def step(self):
-        X_s, y_s, X_q, y_q = draw(self.sampler, self.rng, self.n_tasks, self.device)
-        params = dict(self.net.named_parameters())
+    def meta_loss(self, params, X_s, y_s, X_q, y_q):
         first_order, steps = self.first_order, self.steps
 
         def loss(p, X, y):
@@ -131,120 +155,197 @@ class BareTorchFunc(PerTaskLoop):
                 p = {k: p[k] - INNER_LR * g[k] for k in p}
             return loss(p, X_q, y_q)
 
+        return vmap(task)(X_s, y_s, X_q, y_q).mean()
+
+    def step(self, X_s, y_s, X_q, y_q):
         self.opt.zero_grad()
-        vmap(task)(X_s, y_s, X_q, y_q).mean().backward()
+        self.meta_loss(dict(self.net.named_parameters()), X_s, y_s, X_q, y_q).backward()
         self.opt.step()
 
 
-class Skmeta:
-    """MAMLRegressor.fit on the sampler; warm-started so set-up is paid once."""
+class BareCompiled(BareTorchFunc):
+    """The bare meta-loss (forward and backward) under torch.compile; Adam stays eager."""
 
-    name = "skmeta MAMLRegressor"
+    name = "bare torch.compile"
+    eager = BareTorchFunc.name
 
-    def __init__(self, device, n_tasks, steps, first_order, seed=0):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.meta_loss = torch.compile(self.meta_loss)
+
+
+class SkmetaEager:
+    """MAMLRegressor.fit on the replayed batches, warm-started."""
+
+    name = "skmeta eager"
+    options: dict = {}
+
+    def __init__(self, batches: Batches, first_order: bool, steps: int = 1, seed: int = 0):
+        self.sampler = Replay(batches)
         self.est = MAMLRegressor(
+            hidden_layer_sizes=HIDDEN,
             inner_lr=INNER_LR,
             inner_steps=steps,
             first_order=first_order,
-            meta_lr=1e-3,
-            meta_batch_size=n_tasks,
+            meta_lr=META_LR,
+            meta_batch_size=len(batches.tasks[0]),
             shots=K,
             max_iter=1,
-            device=str(device),
             random_state=seed,
             warm_start=True,
+            **self.options,
         )
-        self.sampler = SinusoidTasks(2 * K)
-        self.est.fit(self.sampler)
 
-    def run(self, n_iter):
+    def run(self, n_iter: int) -> None:
+        self.sampler.position = 0
         self.est.set_params(max_iter=n_iter).fit(self.sampler)
 
 
+class SkmetaCompiled(SkmetaEager):
+    name = "skmeta compiled"
+    eager = SkmetaEager.name
+    options = {"compile": True}
+
+
 class Learn2Learn(PerTaskLoop):
-    """learn2learn's MAML wrapper (clone + adapt per task), when installed."""
+    """learn2learn's MAML wrapper: clone() and adapt() per task."""
 
     name = "learn2learn"
 
     def __init__(self, *args, **kwargs):
-        import learn2learn as l2l
-
         super().__init__(*args, **kwargs)
-        self.maml = l2l.algorithms.MAML(self.net, lr=INNER_LR, first_order=self.first_order)
-        self.opt = torch.optim.Adam(self.maml.parameters(), lr=1e-3)
+        MAML, _ = load_learn2learn_maml()
+        self.maml = MAML(self.net, lr=INNER_LR, first_order=self.first_order)
+        self.opt = torch.optim.Adam(self.maml.parameters(), lr=META_LR)
 
-    def step(self):
-        X_s, y_s, X_q, y_q = draw(self.sampler, self.rng, self.n_tasks, self.device)
+    def step(self, X_s, y_s, X_q, y_q):
         self.opt.zero_grad()
         total = 0.0
-        for t in range(self.n_tasks):
+        for t in range(len(X_s)):
             learner = self.maml.clone()
             for _ in range(self.steps):
                 learner.adapt(mse(learner(X_s[t]), y_s[t]))
             total = total + mse(learner(X_q[t]), y_q[t])
-        (total / self.n_tasks).backward()
+        (total / len(X_s)).backward()
         self.opt.step()
 
 
 class Higher(PerTaskLoop):
-    """higher's innerloop_ctx (monkeypatched functional copy per task), when installed."""
+    """higher's innerloop_ctx (a functional copy of the module per task)."""
 
     name = "higher"
 
-    def step(self):
-        import higher
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.higher, _ = load_higher()
+        self.inner_opt = torch.optim.SGD(self.net.parameters(), lr=INNER_LR)
 
-        X_s, y_s, X_q, y_q = draw(self.sampler, self.rng, self.n_tasks, self.device)
-        inner_opt = torch.optim.SGD(self.net.parameters(), lr=INNER_LR)
+    def step(self, X_s, y_s, X_q, y_q):
         self.opt.zero_grad()
-        for t in range(self.n_tasks):
-            with higher.innerloop_ctx(
+        for t in range(len(X_s)):
+            with self.higher.innerloop_ctx(
                 self.net,
-                inner_opt,
+                self.inner_opt,
                 copy_initial_weights=False,
                 track_higher_grads=not self.first_order,
             ) as (fnet, diffopt):
                 for _ in range(self.steps):
                     diffopt.step(mse(fnet(X_s[t]), y_s[t]))
-                (mse(fnet(X_q[t]), y_q[t]) / self.n_tasks).backward()
+                query_loss = mse(fnet(X_q[t]), y_q[t]) / len(X_s)
+                if not self.first_order:
+                    query_loss.backward()
+                    continue
+                # Untracked, the fast weights are detached leaves: their gradient is
+                # the first-order meta-gradient, which higher leaves to the caller.
+                grads = torch.autograd.grad(query_loss, fnet.fast_params)
+                for param, g in zip(self.net.parameters(), grads):
+                    param.grad = g if param.grad is None else param.grad + g
         self.opt.step()
 
 
-def available_methods():
-    methods = [Skmeta, BareTorchFunc, PerTaskLoop]
-    missing = []
-    for module, cls in (("learn2learn", Learn2Learn), ("higher", Higher)):
-        if importlib.util.find_spec(module):
-            methods.append(cls)
-        else:
-            missing.append(module)
-    return methods, missing
+ALL_METHODS = (
+    SkmetaEager,
+    SkmetaCompiled,
+    BareTorchFunc,
+    BareCompiled,
+    Learn2Learn,
+    Higher,
+    PerTaskLoop,
+)
 
 
-def throughput(cls, device, n_tasks, steps, first_order, n_iter, repeats):
-    """tasks/s of each repeat (each repeat on a freshly built method, after a warm-up)."""
-    runner = cls(device, n_tasks, steps, first_order)
-    runner.run(2)
-    rates = []
-    for _ in range(repeats):
+def availability() -> dict[str, str | None]:
+    """Method name -> None if it can run here, else why not."""
+    missing = {cls.name: None for cls in ALL_METHODS}
+    if "compile" not in MAMLRegressor().get_params():
+        missing[SkmetaCompiled.name] = "not available in this revision (no compile option)"
+    for cls, load in ((Learn2Learn, load_learn2learn_maml), (Higher, load_higher)):
+        loaded, why = load()
+        if loaded is None:
+            missing[cls.name] = why
+    return missing
+
+
+# ------------------------------------------------------------------ timing
+def compare(methods, batches, n_iter, repeats, first_order, steps=1):
+    """Round-robin timing of each method on the same batches.
+
+    Returns (tasks/s of every repeat per method, seconds of the first meta-step).
+    Each method takes its first step (compilation, if any) and warm-up steps
+    before any timing.
+    """
+    torch._dynamo.reset()  # each configuration pays its own compilation
+    runners, first_step = {}, {}
+    for cls in methods:
         start = time.perf_counter()
-        runner.run(n_iter)
-        rates.append(n_iter * n_tasks / (time.perf_counter() - start))
-    return rates
-
-
-def compare(methods, device, n_tasks, steps, first_order, n_iter, repeats):
-    """Methods measured alternately, repeat by repeat, so drifts hit all alike."""
-    runners = {cls.name: cls(device, n_tasks, steps, first_order) for cls in methods}
-    for runner in runners.values():
-        runner.run(2)
+        runner = cls(batches, first_order, steps)
+        runner.run(1)
+        first_step[cls.name] = time.perf_counter() - start
+        runner.run(min(3, n_iter))
+        runners[cls.name] = runner
+    n_tasks = len(batches.tensors[0][0])
     rates = {name: [] for name in runners}
     for _ in range(repeats):
         for name, runner in runners.items():
             start = time.perf_counter()
             runner.run(n_iter)
             rates[name].append(n_iter * n_tasks / (time.perf_counter() - start))
-    return rates
+    return rates, first_step
+
+
+def gradient_check(methods, batches, first_order):
+    """Max difference of each method's first meta-gradient from the per-task loop's.
+
+    Same initial weights (same seed), same batch; relative to the largest entry
+    of the reference. skmeta draws its own support/query split, and the compiled
+    bare step is the eager one's function, so neither is in this check.
+    """
+    grads = {}
+    for cls in methods:
+        if not issubclass(cls, PerTaskLoop) or cls is BareCompiled:
+            continue
+        runner = cls(batches, first_order)
+        runner.opt.step = lambda: None  # keep the gradient, skip the update
+        runner.step(*batches.tensors[0])
+        grads[cls.name] = torch.cat([p.grad.flatten() for p in runner.net.parameters()])
+    reference = grads[PerTaskLoop.name]
+    scale = reference.abs().max()
+    return {
+        name: float((g - reference).abs().max() / scale)
+        for name, g in grads.items()
+        if name != PerTaskLoop.name
+    }
+
+
+def paired_ratio(rates, name, reference):
+    """Median over repeats of the per-repeat throughput ratio (drifts cancel in pairs)."""
+    if reference not in rates or name not in rates:
+        return None
+    return float(np.median(np.asarray(rates[name]) / np.asarray(rates[reference])))
+
+
+def fmt_ratio(value):
+    return "-" if value is None else f"{value:.2f}x"
 
 
 # ------------------------------------------------------------------ memory
@@ -301,18 +402,77 @@ def measure_memory(device, steps_list, n_tasks):
 
 
 # ------------------------------------------------------------------ report
-def stats(rates):
-    rates = np.asarray(rates)
-    return float(np.median(rates)), float(rates.min()), float(rates.max())
+def head_to_head(batch_sizes, tasks_per_repeat, repeats, missing):
+    methods = [cls for cls in ALL_METHODS if missing[cls.name] is None]
+    lines = [
+        "| meta-batch | order | method | tasks/s (median) | min-max "
+        "| vs learn2learn | vs bare torch.func |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    compile_lines, check_lines = [], []
+    for n_tasks in batch_sizes:
+        n_iter = max(2, tasks_per_repeat // n_tasks)
+        batches = Batches(n_iter, n_tasks)
+        for first_order in (False, True):
+            order = "first" if first_order else "second"
+            if n_tasks == batch_sizes[0]:
+                diffs = gradient_check(methods, batches, first_order)
+                check_lines.append(
+                    f"- {order} order: "
+                    + ", ".join(f"{name} {diff:.1e}" for name, diff in diffs.items())
+                )
+            rates, first_step = compare(methods, batches, n_iter, repeats, first_order)
+            for cls in ALL_METHODS:
+                if cls.name not in rates:
+                    lines.append(f"| {n_tasks} | {order} | {cls.name} | - | - | - | - |")
+                    continue
+                values = np.asarray(rates[cls.name])
+                lines.append(
+                    f"| {n_tasks} | {order} | {cls.name} | {np.median(values):.0f} | "
+                    f"{values.min():.0f}-{values.max():.0f} | "
+                    f"{fmt_ratio(paired_ratio(rates, cls.name, Learn2Learn.name))} | "
+                    f"{fmt_ratio(paired_ratio(rates, cls.name, BareTorchFunc.name))} |"
+                )
+            for cls in (SkmetaCompiled, BareCompiled):
+                if cls.name in first_step:
+                    compile_lines.append(
+                        f"- meta-batch {n_tasks}, {order} order, {cls.name}: first meta-step "
+                        f"{first_step[cls.name]:.1f} s against "
+                        f"{1000 * first_step[cls.eager]:.0f} ms for {cls.eager}"
+                    )
+            print(f"  done: meta-batch {n_tasks}, {order} order", file=sys.stderr, flush=True)
+    return lines, compile_lines, check_lines
+
+
+def inner_steps_scaling(steps_list, tasks_per_repeat, repeats):
+    batches = Batches(max(2, tasks_per_repeat // 25), 25)
+    n_iter = len(batches.tasks)
+    lines = [
+        "| inner steps (meta-batch 25, second order) | " + " | ".join(map(str, steps_list)) + " |",
+        "|---|" + "---|" * len(steps_list),
+    ]
+    by_method = {SkmetaEager.name: [], PerTaskLoop.name: []}
+    for steps in steps_list:
+        rates, _ = compare([SkmetaEager, PerTaskLoop], batches, n_iter, repeats, False, steps)
+        for name in by_method:
+            by_method[name].append(np.median(rates[name]))
+    lines += [
+        f"| {name} | " + " | ".join(f"{v:.0f}" for v in values) + " |"
+        for name, values in by_method.items()
+    ]
+    return lines
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's own choice)"
     )
+    parser.add_argument(
+        "--meta-batch", type=int, nargs="+", default=[25, 100], help="meta-batch sizes to time"
+    )
+    parser.add_argument("--write", metavar="PATH", help="also write the report (markdown) there")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
@@ -322,136 +482,83 @@ def main(argv=None):
         print(memory_probe(device, steps, first_order, n_tasks))
         return
 
-    device = torch.device(args.device)
-    n_iter, repeats = (10, 3) if args.quick else (200, 9)
-    methods, missing = available_methods()
+    tasks_per_repeat, repeats = (300, 3) if args.quick else (2500, 7)
+    # A fresh inductor cache, so that the compile times reported are a first run's,
+    # not those of a graph compiled by an earlier run and found on disk.
+    inductor_cache = tempfile.TemporaryDirectory(prefix="speed-inductor-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache.name
+    missing = availability()
     started = time.perf_counter()
-    lines = [f"# Meta-training speed ({'quick' if args.quick else 'full'} run)", ""]
-
-    # 1. Head to head at the paper's setting, second and first order.
-    lines += [
-        "Sinusoid setting: MLP 1-40-40-1, meta-batch 25, K=10 (+10 query), "
-        f"1 inner step. tasks/s, median of {repeats} alternating repeats of "
-        f"{n_iter} meta-steps (min-max).",
+    lines = [
+        f"# Meta-training speed ({'quick' if args.quick else 'full'} run)",
         "",
-        "| order | method | tasks/s | min-max | vs per-task loop |",
-        "|---|---|---|---|---|",
+        "Sinusoid: MLP 1-40-40-1, K=10 support + 10 query, MSE, 1 inner SGD step at 0.01, "
+        "Adam 1e-3; every method on the same pre-drawn meta-batches, timed round-robin in one "
+        f"process, after a warm-up. tasks/s: median of {repeats} repeats of about "
+        f"{tasks_per_repeat} tasks each (min-max). Ratios: median of the per-repeat ratios "
+        "(the methods of one repeat run back to back).",
+        "",
     ]
-    head_to_head = {}
-    for first_order in (False, True):
-        rates = compare(methods, device, 25, 1, first_order, n_iter, repeats)
-        head_to_head[first_order] = rates
-        loop_median = stats(rates[PerTaskLoop.name])[0]
-        for name, values in rates.items():
-            median, low, high = stats(values)
+    rows, compile_lines, check_lines = head_to_head(
+        args.meta_batch, tasks_per_repeat, repeats, missing
+    )
+    lines += rows
+    lines += [
+        "",
+        "Same maths: the first meta-gradient (same initial weights, same batch, meta-batch "
+        f"{args.meta_batch[0]}) against the per-task loop's, max difference relative to its "
+        "largest entry:",
+        "",
+        *check_lines,
+    ]
+    absent = [f"- {name}: {why}" for name, why in missing.items() if why is not None]
+    if absent:
+        lines += ["", "Not measured (rows marked -):", "", *absent]
+    if compile_lines:
+        lines += [
+            "",
+            "Compilation, paid once per configuration (empty on-disk inductor cache):",
+            "",
+            *compile_lines,
+        ]
+
+    if not args.quick:
+        steps_list = (1, 5, 10)
+        lines += ["", "Throughput against inner steps (tasks/s, median):", ""]
+        lines += inner_steps_scaling(steps_list, tasks_per_repeat, repeats)
+        memory = measure_memory("cpu", steps_list, 100)
+        lines += [
+            "",
+            "Memory of one skmeta meta-step, meta-batch 100 (peak RSS growth, MiB):",
+            "",
+            "| inner steps | " + " | ".join(map(str, steps_list)) + " |",
+            "|---|" + "---|" * len(steps_list),
+        ]
+        for first_order in (False, True):
             lines.append(
-                f"| {'first' if first_order else 'second'} | {name} | {median:.0f} | "
-                f"{low:.0f}-{high:.0f} | {median / loop_median:.2f}x |"
+                f"| {'first' if first_order else 'second'} order | "
+                + " | ".join(f"{memory[(first_order, s)] / 2**20:.1f}" for s in steps_list)
+                + " |"
             )
-    second = head_to_head[False]
-    # Paired: each repeat runs skmeta and the bare step back to back, so drifts of the
-    # machine's speed between repeats cancel in the per-repeat ratio.
-    paired = np.asarray(second[BareTorchFunc.name]) / np.asarray(second[Skmeta.name])
-    overhead = float(np.median(paired)) - 1
-    speedup = stats(second[Skmeta.name])[0] / stats(second[PerTaskLoop.name])[0]
-    lines += [
-        "",
-        f"Second order: skmeta is {speedup:.1f}x the per-task loop; its overhead over "
-        f"the bare torch.func step is {100 * overhead:+.1f}% of the bare step's time (median "
-        f"of the per-repeat ratios; {100 * (paired.min() - 1):+.1f}% to "
-        f"{100 * (paired.max() - 1):+.1f}%).",
-    ]
-    if missing:
-        lines.append(f"Not installed, so not measured: {', '.join(missing)}.")
 
-    # 2. Scaling with meta-batch size and inner steps (second order).
-    batch_sizes, steps_list = (1, 5, 25, 100), (1, 5, 10)
-    scaling_iter, scaling_repeats = max(3, n_iter // 4), max(2, repeats // 2)
-    by_batch = {
-        cls.name: [
-            stats(throughput(cls, device, b, 1, False, scaling_iter, scaling_repeats))[0]
-            for b in batch_sizes
-        ]
-        for cls in (Skmeta, PerTaskLoop)
-    }
-    by_steps = {
-        cls.name: [
-            stats(throughput(cls, device, 25, s, False, scaling_iter, scaling_repeats))[0]
-            for s in steps_list
-        ]
-        for cls in (Skmeta, PerTaskLoop)
-    }
+    versions = [f"torch {torch.__version__}"]
+    for load in (load_learn2learn_maml, load_higher):
+        loaded, note = load()
+        if loaded is not None:
+            versions.append(note)
     lines += [
         "",
-        "Scaling, second order (tasks/s, median):",
-        "",
-        "| meta-batch | " + " | ".join(map(str, batch_sizes)) + " |",
-        "|---|" + "---|" * len(batch_sizes),
+        f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
+        f"{torch.get_num_threads()} torch threads (OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}); {', '.join(versions)}, "
+        f"Python {platform.python_version()}; the run took {time.perf_counter() - started:.0f} s.",
     ]
-    lines += [
-        f"| {name} | " + " | ".join(f"{v:.0f}" for v in values) + " |"
-        for name, values in by_batch.items()
-    ]
-    lines += [
-        "",
-        "| inner steps (meta-batch 25) | " + " | ".join(map(str, steps_list)) + " |",
-        "|---|" + "---|" * len(steps_list),
-    ]
-    lines += [
-        f"| {name} | " + " | ".join(f"{v:.0f}" for v in values) + " |"
-        for name, values in by_steps.items()
-    ]
-
-    # 3. Memory of one meta-step against inner steps.
-    memory = measure_memory(device, steps_list, 100)
-    kind = "CUDA max_memory_allocated" if device.type == "cuda" else "peak RSS growth"
-    lines += [
-        "",
-        f"Memory of one meta-step, meta-batch 100 ({kind}, MiB):",
-        "",
-        "| inner steps | " + " | ".join(map(str, steps_list)) + " |",
-        "|---|" + "---|" * len(steps_list),
-    ]
-    for first_order in (False, True):
-        lines.append(
-            f"| {'first' if first_order else 'second'} order | "
-            + " | ".join(f"{memory[(first_order, s)] / 2**20:.1f}" for s in steps_list)
-            + " |"
-        )
-
-    elapsed = time.perf_counter() - started
-    lines += [
-        "",
-        f"Device {device} ({platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads); torch {torch.__version__}, "
-        f"Python {platform.python_version()}; the run took {elapsed:.0f} s.",
-    ]
+    inductor_cache.cleanup()
     report = "\n".join(lines) + "\n"
     print(report)
-
-    RESULTS.mkdir(exist_ok=True)
-    name = "speed_quick" if args.quick else "speed"
-    (RESULTS / f"{name}.md").write_text(report)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for method, values in by_batch.items():
-        axes[0].plot(batch_sizes, values, "o-", label=method)
-    for method, values in by_steps.items():
-        axes[1].plot(steps_list, values, "o-", label=method)
-    for first_order in (False, True):
-        axes[2].plot(
-            steps_list,
-            [memory[(first_order, s)] / 2**20 for s in steps_list],
-            "o-",
-            label="first order" if first_order else "second order",
-        )
-    axes[0].set(xscale="log", yscale="log", xlabel="meta-batch size", ylabel="tasks/s")
-    axes[1].set(yscale="log", xlabel="inner steps", ylabel="tasks/s")
-    axes[2].set(xlabel="inner steps", ylabel="MiB", title=kind)
-    for ax in axes:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"{name}.png", dpi=110)
-    print(f"wrote {RESULTS / f'{name}.md'} and {RESULTS / f'{name}.png'}")
+    if args.write:
+        Path(args.write).write_text(report)
+        print(f"wrote {args.write}")
 
 
 if __name__ == "__main__":
