@@ -91,7 +91,6 @@ class PersistenceMixin:
 
     def __getstate__(self):
         state = super().__getstate__()
-        state = {k: v for k, v in state.items() if k != "_threads"}  # per-thread copies
         device = state.get("device_")
         if device is not None and device.type != "cpu":
             # Tensors travel on the CPU so the pickle loads anywhere; device_ records

@@ -14,6 +14,7 @@ import copy
 import itertools
 import numbers
 import threading
+import weakref
 
 import numpy as np
 import torch
@@ -37,6 +38,10 @@ _PROBE_STREAM = 2**40
 _ADAPT_STREAM = 2**40 + 1
 _PREDICT_STREAM = 2**40 + 2
 _PRETRAIN_STREAM = 2**41  # + epochs done: fine-tune pretraining's dropout
+
+# module_ -> per-thread shallow copies of it (see TaskEstimator._private_module).
+_PRIVATE_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PRIVATE_LOCK = threading.Lock()
 
 
 class TaskEstimator(PersistenceMixin, BaseEstimator):
@@ -203,17 +208,19 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         sets a flag on it: done on the shared ``module_``, a prediction in one
         thread would change another's. Each thread gets a shallow copy (its own
         submodules, the same parameter and buffer tensors, so no memory is
-        duplicated and in-place updates of the meta-parameters show through),
-        rebuilt when ``module_`` is replaced.
+        duplicated and in-place updates of the meta-parameters show through).
+        The copies are kept outside the estimator, per module object, so
+        predicting changes nothing in the estimator's ``__dict__``.
         """
-        local = self.__dict__.get("_threads")
-        if local is None:
-            local = self.__dict__.setdefault("_threads", threading.local())
-        source, private = getattr(local, "module", (None, None))
-        if source is not self.module_:
-            tensors = itertools.chain(self.module_.parameters(), self.module_.buffers())
-            private = copy.deepcopy(self.module_, memo={id(t): t for t in tensors})
-            local.module = (self.module_, private)
+        source = self.module_
+        with _PRIVATE_LOCK:
+            local = _PRIVATE_COPIES.get(source)
+            if local is None:
+                local = _PRIVATE_COPIES[source] = threading.local()
+        private = getattr(local, "module", None)
+        if private is None:
+            tensors = itertools.chain(source.parameters(), source.buffers())
+            private = local.module = copy.deepcopy(source, memo={id(t): t for t in tensors})
         return private.train(training)
 
     def _network(self, training: bool = False) -> fn.Network:
