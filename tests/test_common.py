@@ -1,4 +1,12 @@
-"""scikit-learn's common estimator checks, on every public estimator."""
+"""scikit-learn's common estimator checks, on every public estimator.
+
+Three sets: small tuned settings with every algorithm option; every estimator
+with its default parameters but a short training (``max_iter``/``max_epochs``
+only); and, with ``SKMETA_SLOW_CHECKS=1``, every estimator exactly as
+default-constructed (minutes per estimator on a laptop CPU).
+"""
+
+import os
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -44,6 +52,27 @@ ESTIMATORS = [
     ),
 ]
 
+CLASSES = [
+    MAMLRegressor,
+    MAMLClassifier,
+    ReptileRegressor,
+    ReptileClassifier,
+    ProtoNetClassifier,
+    FineTuneRegressor,
+    FineTuneClassifier,
+]
+
+
+def _short(cls):
+    """Default parameters, but a short training."""
+    length = "max_epochs" if "max_epochs" in cls().get_params() else "max_iter"
+    return cls(**{length: 100})
+
+
+# Default shots ("auto") on check_estimator's small tasks (e.g. 8 rows per class).
+SHORT_DEFAULTS = [_short(cls) for cls in CLASSES]
+DEFAULTS = [cls() for cls in CLASSES] if os.environ.get("SKMETA_SLOW_CHECKS") else []
+
 _KWARGS_IN_SET_PARAMS = {
     "check_do_not_raise_errors_in_init_or_set_params": (
         "The check passes a parameter literally named 'kwargs' (from the **kwargs that "
@@ -76,7 +105,7 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
 
 
 @parametrize_with_checks(
-    ESTIMATORS,
+    ESTIMATORS + SHORT_DEFAULTS + DEFAULTS,
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
 )
 def test_sklearn_compatible(estimator, check):
