@@ -98,7 +98,16 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
     # Its MAML++ instance's predict_proba meets the float32 noise; the plain one passes.
     "MAMLClassifier": {**_KWARGS_IN_SET_PARAMS, **_FLOAT32_SUBSET},
     "FineTuneClassifier": {**_KWARGS_IN_SET_PARAMS, **_FLOAT32_SUBSET},
-    "ReptileRegressor": {**_KWARGS_IN_SET_PARAMS, **_FLOAT32_SUBSET},
+    "ReptileRegressor": {
+        **_KWARGS_IN_SET_PARAMS,
+        **_FLOAT32_SUBSET,
+        # Only the default instance fails it (the tuned one, 5 inner steps, passes).
+        "check_regressor_data_not_an_array": (
+            "The check's targets are unscaled (a few hundred): the default 10 inner SGD "
+            "steps at inner_lr=0.01 diverge there, and fit raises a FloatingPointError "
+            "naming inner_lr. Standardise the targets (TransformedTargetRegressor)."
+        ),
+    },
     "ReptileClassifier": _KWARGS_IN_SET_PARAMS,
     "ProtoNetClassifier": _KWARGS_IN_SET_PARAMS,
 }

@@ -542,3 +542,46 @@ def test_pickle_keeps_the_interrupted_epoch():
     est = fitted("FineTune")
     assert est.interrupted_epoch_ is None
     assert pickle.loads(pickle.dumps(est)).interrupted_epoch_ is None
+
+
+# ---------------------------------------------------------------- 6 and 14, every estimator
+class ReturnsTuple(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, X):
+        return X * self.scale, X
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_clear_errors_for_every_estimator(name):
+    tasks = tasks_for(name)
+    est = fitted(name)
+    X_s, y_s, X_q = new_task(name)
+    est.adapt(X_s, y_s)  # classifiers trained on several tasks predict after adapt only
+    huge = X_s.astype(np.float64)
+    huge[1, 0] = 1e39
+    cases = [
+        (lambda: make(name, module=ReturnsTuple).fit(tasks), TypeError, "returned a tuple"),
+        (lambda: make(name, module__width=3).fit(tasks), TypeError, "default MLP"),
+        (lambda: make(name).fit([(*tasks[0], None)] + tasks[1:]), ValueError, "(X, y) pair"),
+        (lambda: est.predict(tasks), TypeError, "a list of (X_i, y_i) tasks"),
+        (lambda: est.predict((X_s, y_s)), TypeError, "an (X, y) pair"),
+        (lambda: est.predict(huge), ValueError, "X holds 1e+39 (first at row 1)"),
+        (lambda: est.adapt(huge, y_s), ValueError, "X holds 1e+39"),
+        (
+            lambda: make(name).fit(
+                [(X, y) for X, y in tasks[:1]]
+                + [(tasks[1][0].astype(np.float64) * 1e39, tasks[1][1])]
+            ),
+            ValueError,
+            "Task 1: X holds",
+        ),
+    ]
+    before = state_of(est)
+    for call, expected, fragment in cases:
+        with pytest.raises(expected) as info:
+            call()
+        assert fragment in str(info.value), str(info.value)
+    assert_same(before, state_of(est))

@@ -307,7 +307,8 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
             )
 
     def _forward(self, X) -> torch.Tensor:
-        """Outputs for ``X`` with the adapted model, else the learned initialisation."""
+        """Outputs for ``X`` (on the CPU) with the adapted model, else the learned
+        initialisation; ``FloatingPointError`` when any is NaN or inf."""
         check_is_fitted(self, "meta_params_")
         X = _tasks.read_features(self, X)
         adapted = getattr(self, "adapted_params_", None)
@@ -315,6 +316,7 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         net, meta = self._network(), self.meta_params_.tree(detach=True)
         with torch.no_grad(), self._module_mode(False):
             outputs = algorithm.predict(net, meta, adapted, self._as_tensor(X))
+        outputs = outputs.cpu()  # the one copy to the host; the check below runs there
         if not bool(torch.isfinite(outputs).all()):
             raise FloatingPointError(
                 "The model's outputs contain NaN or inf for these rows: their values are "

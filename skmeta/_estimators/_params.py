@@ -30,7 +30,7 @@ def resolve_device(device) -> torch.device:
         raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}.")
     if resolved is None or resolved.type not in ("cpu", "cuda"):
         raise ValueError(
-            f"Unsupported device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto' "
+            f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto' "
             "(or the torch.device of one)."
         )
     if resolved.type == "cuda" and not torch.cuda.is_available():

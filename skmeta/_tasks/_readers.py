@@ -58,7 +58,7 @@ def is_task_list(X: Any, y: Any) -> bool:
         and len(first) >= 2
         and not isinstance(first[0], (numbers.Number, str))
         and _ndim(first[0]) >= 1
-        and (len(first) == 2 or all(_ndim(part) >= 1 for part in first))
+        and (len(first) == 2 or _ndim(first[1]) >= 1)
     )
 
 
