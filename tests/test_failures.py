@@ -436,18 +436,28 @@ def test_instance_norm_over_rows_is_refused():
         make("MAML", **norm_settings("MAML", "instance")).fit(ragged(tasks_for("MAML")))
 
 
-def test_padding_changes_nothing_without_batch_statistics():
-    """A task padded with others scores as it does alone (masked losses)."""
-    est = fitted("MAML", module=NormNet, module__norm="layer")
-    short = ragged(tasks_for("MAML", n_tasks=2, seed=8))[1]  # 7 rows
-    long = tasks_for("MAML", n_tasks=1, seed=9)[0]  # 8 rows
-    est.set_params(shots=3)
-    alone = est._adapted(short[0][:3].astype(np.float32), short[1][:3], None)
-    together = est.score([long, short])  # exercised: padding present, no error
-    assert np.isfinite(together)
-    est.adapt(short[0][:3], short[1][:3])
-    for name, tensor in alone.items():
-        assert torch.equal(tensor, est.adapted_params_[name])
+@pytest.mark.parametrize("name", ["MAML", "Reptile", "FineTune"])
+def test_padding_changes_nothing_without_batch_statistics(name):
+    """Adapting on support rows padded with weight-0 rows gives the same query outputs,
+    with a per-row normalisation; with BatchNorm it would not (hence the refusal)."""
+    from skmeta._tasks import MetaBatch
+
+    X, y = tasks_for(name, n_tasks=1, seed=9)[0]
+    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
+    pad = lambda t: torch.cat([t, torch.zeros((2, *t.shape[1:]), dtype=t.dtype)])  # noqa: E731
+
+    def query_outputs(est, padded):
+        X_s, y_s = (pad(X_t[:4]), pad(y_t[:4])) if padded else (X_t[:4], y_t[:4])
+        w_s = torch.ones(len(y_s))
+        if padded:
+            w_s[4:] = 0
+        batch = MetaBatch(X_s[None], y_s[None], w_s[None], X_t[None, 4:], y_t[None, 4:], None)
+        return est._adapted_query_outputs(est._algorithm(), batch)
+
+    for norm, invisible in [("layer", True), ("group", True), ("batch", False)]:
+        est = fitted(name, module=NormNet, module__norm=norm)
+        same = torch.allclose(query_outputs(est, False), query_outputs(est, True), atol=1e-6)
+        assert same == invisible, norm
 
 
 # ---------------------------------------------------------------- 13: parameter files
