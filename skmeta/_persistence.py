@@ -7,6 +7,7 @@ import os
 import pickle
 import warnings
 
+import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -48,8 +49,82 @@ def _move_state(state: dict, names, device: torch.device) -> dict:
     return state
 
 
+def _plain(value):
+    """``value`` as the plain Python values ``torch.load(weights_only=True)`` reads back,
+    or None when it has none (a module class, a callable...)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = [_plain(v) for v in value]
+        return items if all(i is not None or v is None for i, v in zip(items, value)) else None
+    return None
+
+
+def _describe_module(module) -> str:
+    if module is None:
+        return "default MLP"
+    cls = module if isinstance(module, type) else type(module)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _about(estimator) -> dict:
+    """What a parameter file holds, recorded next to its tensors."""
+    from . import __version__
+
+    options = {}
+    for name, value in estimator.get_params(deep=False).items():
+        options[name] = _describe_module(value) if name == "module" else _plain(value)
+    return {
+        "format": _FORMAT,
+        "skmeta_version": __version__,
+        "estimator": type(estimator).__name__,
+        "options": options,
+        "n_features_in": int(estimator.n_features_in_),
+        "n_outputs": _plain(estimator._output_width()),
+        "classes": _plain(_training_classes(estimator)),
+    }
+
+
+def _training_classes(estimator):
+    """The labels that the learned parameters' output units stand for, or None."""
+    classes = getattr(estimator, "pretrain_classes_", None)
+    return getattr(estimator, "_fit_classes_", None) if classes is None else classes
+
+
+_FORMAT = 1
+
+
+def _check_about(estimator, about: dict, path) -> None:
+    """Refuse a file written by another estimator class, or for other inputs or outputs."""
+    name = repr(os.fspath(path))
+    if about.get("estimator") != type(estimator).__name__:
+        raise ValueError(
+            f"{name} holds the parameters of a {about.get('estimator')}, not of a "
+            f"{type(estimator).__name__}; load it into a {about.get('estimator')}."
+        )
+    expected = {
+        "n_features_in": (int(estimator.n_features_in_), "features"),
+        "n_outputs": (_plain(estimator._output_width()), "output units"),
+    }
+    for key, (value, what) in expected.items():
+        if about.get(key) != value:
+            raise ValueError(
+                f"{name} was saved from an estimator with {about.get(key)} {what}, but this "
+                f"one has {value}; fit it on data of the same shape first."
+            )
+    classes, saved = _plain(_training_classes(estimator)), about.get("classes")
+    if classes is not None and saved is not None and classes != saved:
+        raise ValueError(
+            f"{name} was saved from an estimator trained on the labels {saved[:10]}, but this "
+            f"one was trained on {classes[:10]}: their output units mean different classes."
+        )
+
+
 def _check_file_layout(state, path) -> None:
-    """A parameter file is ``{"network": {name: tensor}, "learned": {kind: {name: tensor}}}``."""
+    """A parameter file is ``{"network": {name: tensor}, "learned": {kind: {name: tensor}},
+    "about": {...}}``."""
 
     def named_tensors(value) -> bool:
         return isinstance(value, dict) and all(
@@ -59,14 +134,21 @@ def _check_file_layout(state, path) -> None:
     learned = state.get("learned") if isinstance(state, dict) else None
     if not (
         isinstance(state, dict)
-        and set(state) == {"network", "learned"}
+        and set(state) == {"network", "learned", "about"}
         and named_tensors(state["network"])
         and isinstance(learned, dict)
         and all(named_tensors(v) for v in learned.values())
+        and isinstance(state["about"], dict)
     ):
         raise ValueError(
             f"{os.fspath(path)!r} is not a parameter file from save_params: expected "
-            "{'network': {name: tensor}, 'learned': {kind: {name: tensor}}}."
+            "{'network': {name: tensor}, 'learned': {kind: {name: tensor}}, 'about': {...}}"
+            + (
+                " (this one has no 'about' record: written by skmeta 0.1.0 before it "
+                "recorded what a file holds?)."
+                if isinstance(state, dict) and set(state) == {"network", "learned"}
+                else "."
+            )
         )
 
 
@@ -120,9 +202,13 @@ class PersistenceMixin:
         """Save every meta-parameter to a tensors-only file.
 
         The file holds, on the CPU, the network's ``state_dict`` (its
-        learned initialisation and buffers) under ``"network"`` and what the
+        learned initialisation and buffers) under ``"network"``, what the
         algorithm learns besides (e.g. Meta-SGD's step sizes) under
-        ``"learned"``, and nothing else, so :meth:`load_params` reads it with
+        ``"learned"``, and under ``"about"`` what it holds: the estimator
+        class, its parameters (plain values; the module as its class name),
+        ``n_features_in``, the output width ``n_outputs``, the labels the
+        output units stand for (``classes``, where they have a fixed meaning)
+        and the skmeta version. It holds nothing else, so :meth:`load_params` reads it with
         ``torch.load(weights_only=True)``: loading cannot run code. Unlike a
         pickle of the estimator, it does not keep the hyper-parameters, the
         training history or an adaptation.
@@ -135,7 +221,12 @@ class PersistenceMixin:
         check_is_fitted(self, "meta_params_")
         cpu = lambda tensors: {name: t.detach().cpu() for name, t in tensors.items()}
         learned = {kind: cpu(t.as_dict()) for kind, t in self.meta_params_.learned.items()}
-        torch.save({"network": cpu(self.module_.state_dict()), "learned": learned}, path)
+        state = {
+            "network": cpu(self.module_.state_dict()),
+            "learned": learned,
+            "about": _about(self),
+        }
+        torch.save(state, path)
 
     def load_params(self, path: str | os.PathLike):
         """Load meta-parameters saved by :meth:`save_params` into this estimator.
@@ -144,7 +235,11 @@ class PersistenceMixin:
         ``max_iter=1`` on data with the right number of features is enough),
         so that its meta-parameters exist, with the same architecture and
         algorithm options as the ones saved: the same names with the same
-        shapes. The file is read with ``torch.load(weights_only=True)``,
+        shapes. A file saved from another estimator class, for another
+        number of features or output units, or (where both record them) for
+        other classes is refused with a ``ValueError``, as is a file that is
+        not one from :meth:`save_params` (empty, truncated, text); the
+        estimator is then unchanged. The file is read with ``torch.load(weights_only=True)``,
         which refuses anything but tensors and plain containers, so loading
         cannot run code. Any adaptation is dropped and the outer optimizer's
         moments are reset; ``n_iter_`` and ``loss_curve_`` are kept.
@@ -168,12 +263,25 @@ class PersistenceMixin:
         )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+        except OSError:
+            raise  # missing file, a directory, no permission: already clear
         except pickle.UnpicklingError as exc:
+            if "Unsupported global" not in str(exc):  # not an object: garbled or text
+                raise ValueError(
+                    f"{os.fspath(path)!r} could not be read as a parameter file from "
+                    f"save_params: {exc}"
+                ) from exc
             raise ValueError(
                 f"{os.fspath(path)!r} holds objects other than tensors and was not loaded "
                 f"(torch.load with weights_only=True refused it): {exc}"
             ) from exc
+        except Exception as exc:  # torch's errors for truncated, empty or text files
+            raise ValueError(
+                f"{os.fspath(path)!r} could not be read as a parameter file from save_params "
+                f"(empty, truncated, or another format): {type(exc).__name__}: {exc}"
+            ) from exc
         _check_file_layout(state, path)
+        _check_about(self, state["about"], path)
         learned = {kind: t.as_dict() for kind, t in self.meta_params_.learned.items()}
         problems = _mismatches(self.module_.state_dict(), state["network"], "")
         problems += [

@@ -95,24 +95,40 @@ def run_outer_steps(
     and ``FloatingPointError(divergence_message(first_bad, loss,
     loss_was_finite))`` is raised, ``first_bad`` counting from the chunk's
     start. Otherwise ``record(losses)`` is called with the chunk.
+
+    Any other exception raised during a chunk (by the module, a sampler's
+    bad task, ``KeyboardInterrupt``) also restores the state of the previous
+    check before it propagates, so that the meta-parameters and optimizer
+    state always agree with what ``record`` has been given: the steps of an
+    unfinished chunk are discarded.
     """
     pending: list[torch.Tensor] = []
     last_good = snapshot(meta_params, optimizer)
-    with tqdm(total=n_steps, disable=not verbose, desc="meta-train", leave=False) as bar:
-        for step in range(n_steps):
-            pending.append(take_step(step))
-            if len(pending) < CHECK_EVERY and step < n_steps - 1:
-                continue
-            losses = torch.stack(pending).tolist()
-            pending.clear()
-            bad = [i for i, loss in enumerate(losses) if not math.isfinite(loss)]
-            if not bad and not all_finite(meta_params):
-                bad = [len(losses) - 1]  # finite losses: the last step's update was not
-            if bad:
-                restore(meta_params, optimizer, last_good)
-                loss = losses[bad[0]]
-                raise FloatingPointError(divergence_message(bad[0], loss, math.isfinite(loss)))
-            record(losses)
-            bar.update(len(losses))
-            bar.set_postfix(meta_loss=f"{losses[-1]:.4g}")
-            last_good = snapshot(meta_params, optimizer)
+    diverged = None
+    try:
+        with tqdm(total=n_steps, disable=not verbose, desc="meta-train", leave=False) as bar:
+            for step in range(n_steps):
+                pending.append(take_step(step))
+                if len(pending) < CHECK_EVERY and step < n_steps - 1:
+                    continue
+                losses = torch.stack(pending).tolist()
+                pending.clear()
+                bad = [i for i, loss in enumerate(losses) if not math.isfinite(loss)]
+                if not bad and not all_finite(meta_params):
+                    bad = [len(losses) - 1]  # finite losses: the last step's update was not
+                if bad:
+                    diverged = bad[0], losses[bad[0]]
+                    break
+                record(losses)
+                bar.update(len(losses))
+                bar.set_postfix(meta_loss=f"{losses[-1]:.4g}")
+                last_good = snapshot(meta_params, optimizer)
+    except BaseException:
+        # An error or interrupt inside a chunk (from the module, a sampler, Ctrl-C):
+        # back to the chunk's start, the state that n_iter_ and loss_curve_ describe.
+        restore(meta_params, optimizer, last_good)
+        raise
+    if diverged is not None:
+        restore(meta_params, optimizer, last_good)
+        first, loss = diverged
+        raise FloatingPointError(divergence_message(first, loss, math.isfinite(loss)))

@@ -129,7 +129,7 @@ def test_save_and_load_params(tmp_path):
     path = tmp_path / "meta.pt"
     est.save_params(path)
     state = torch.load(path, weights_only=True)
-    assert set(state) == {"network", "learned"} and state["learned"] == {}
+    assert set(state) == {"network", "learned", "about"} and state["learned"] == {}
     assert set(state["network"]) == set(est.module_.state_dict())
     tensors = state["network"].values()
     assert all(isinstance(t, torch.Tensor) and t.device.type == "cpu" for t in tensors)
@@ -181,7 +181,11 @@ class Payload:
 def test_load_params_cannot_run_code(tmp_path):
     est = maml().fit(tasks)
     path = tmp_path / "evil.pt"
-    state = {"network": dict(est.module_.state_dict(), extra=Payload()), "learned": {}}
+    state = {
+        "network": dict(est.module_.state_dict(), extra=Payload()),
+        "learned": {},
+        "about": {},
+    }
     torch.save(state, path)
     with pytest.raises(ValueError, match="objects other than tensors"):
         est.load_params(path)
@@ -207,9 +211,10 @@ def test_load_params_rejects_other_files(tmp_path, content, message):
 
 def test_load_params_rejects_non_finite_parameters(tmp_path):
     est = maml().fit(tasks)
-    state = est.module_.state_dict()
-    state["layers.0.bias"] = torch.full_like(state["layers.0.bias"], float("nan"))
-    torch.save({"network": state, "learned": {}}, tmp_path / "nan.pt")
+    est.save_params(tmp_path / "nan.pt")
+    state = torch.load(tmp_path / "nan.pt", weights_only=True)
+    state["network"]["layers.0.bias"].fill_(float("nan"))
+    torch.save(state, tmp_path / "nan.pt")
     before = est.predict(X_new)
     with pytest.raises(ValueError, match="contain NaN or inf"):
         est.load_params(tmp_path / "nan.pt")

@@ -118,6 +118,45 @@ class TwoOutputs(nn.Module):
         return self.linear(X)
 
 
+class TupleOutput(TwoOutputs):
+    def forward(self, X):
+        return self.linear(X)[:, :1], X
+
+
+class DictOutput(TwoOutputs):
+    def forward(self, X):
+        return {"y": self.linear(X)[:, :1]}
+
+
+class NumpyOutput(OneOutput):
+    def forward(self, X):
+        return self.linear(X).detach().numpy()
+
+
+class FirstRowsOnly(OneOutput):
+    """Right for the 5-row output check of fit, wrong for larger batches."""
+
+    def forward(self, X):
+        return self.linear(X[:5])
+
+
+def cuda_index_beyond(device):
+    def call():
+        with (
+            mock.patch.object(torch.cuda, "is_available", return_value=True),
+            mock.patch.object(torch.cuda, "device_count", return_value=1),
+        ):
+            make(device=device).fit(X, y, groups=groups)
+
+    return call
+
+
+def nullable_frame_with_na():
+    frame = df.astype("Float64")
+    frame.iloc[15, 1] = pd.NA
+    return frame
+
+
 def adapt_after(**params):
     def call():
         est = make().fit(X, y, groups=groups).set_params(**params)
@@ -495,13 +534,13 @@ CASES = [
         "module output too wide",
         fit(module=TwoOutputs),
         ValueError,
-        ["module output has shape (2, 2) for 2 rows", "needs (2,) or (2, 1)"],
+        ["module output has shape (5, 2) for 5 rows", "needs (5,) or (5, 1)"],
     ),
     (
         "module input width wrong",
         fit(module=nn.Linear(5, 1)),
         ValueError,
-        ["module failed on input of shape (2, 3) (3 features)"],
+        ["module failed on input of shape (5, 3) (3 features)"],
     ),
     (
         "module without trainable parameters",
@@ -552,7 +591,12 @@ CASES = [
     ("meta_lr zero", fit(meta_lr=0.0), ValueError, ["meta_lr must be > 0"]),
     ("adapt_steps negative", fit(adapt_steps=-1), ValueError, ["adapt_steps must be >= 0"]),
     ("shots zero", fit(shots=0), ValueError, ["shots must be"]),
-    ("shots fraction above 1", fit(shots=1.5), ValueError, ["shots must be a positive int"]),
+    (
+        "shots fraction above 1",
+        fit(shots=1.5),
+        ValueError,
+        ['shots must be "auto", a positive int'],
+    ),
     (
         "hidden_layer_sizes with a zero",
         fit(hidden_layer_sizes=(0,)),
@@ -617,7 +661,7 @@ CASES = [
             classifier_tasks(np.repeat([0, 1], 5))
         ),
         ValueError,
-        ["module output has shape (2,) for 2 rows", "needs (2, d)"],
+        ["module output has shape (5,) for 5 rows", "needs (5, d)"],
     ),
     (
         "ProtoNet task wider than the first fit's",
@@ -628,6 +672,138 @@ CASES = [
         ),
         ValueError,
         ["Task 1 has 5 classes, more than the 2 of the widest task ProtoNetClassifier"],
+    ),
+    # ---- inputs that used to give raw tracebacks
+    (
+        "module returns a tuple",
+        fit(module=TupleOutput),
+        TypeError,
+        ["returned a tuple", "one torch.Tensor"],
+    ),
+    ("module returns a dict", fit(module=DictOutput), TypeError, ["returned a dict"]),
+    ("module returns numpy", fit(module=NumpyOutput), TypeError, ["returned a numpy.ndarray"]),
+    (
+        "module right only for the probe's rows",
+        fit(module=FirstRowsOnly),
+        ValueError,
+        ["module returned a tensor of shape (5, 1) for", "one row per input row"],
+    ),
+    (
+        "cuda index beyond the devices",
+        cuda_index_beyond("cuda:7"),
+        ValueError,
+        ["device='cuda:7' but this machine has 1 CUDA device(s) (cuda:0 to cuda:0)"],
+    ),
+    (
+        "torch.device of index beyond the devices",
+        cuda_index_beyond(torch.device("cuda", 3)),
+        ValueError,
+        ["this machine has 1 CUDA device(s)"],
+    ),
+    (
+        "meta device",
+        fit(device=torch.device("meta")),
+        ValueError,
+        ["Unknown device device(type='meta')", "'cpu', 'cuda'"],
+    ),
+    (
+        "module__ parameter with the default MLP",
+        fit(module__width=3),
+        TypeError,
+        ["module__ parameters ['width']", "default MLP", "hidden_layer_sizes"],
+    ),
+    (
+        "task list whose first task is a 3-tuple",
+        lambda: make().fit([(X[:10], y[:10], groups[:10])] + tasks[1:]),
+        ValueError,
+        ["Task 0: expected an (X, y) pair, got tuple"],
+    ),
+    (
+        "predict given a list of tasks",
+        lambda: fitted().predict(tasks),
+        TypeError,
+        ["predict takes the rows of one task", "a list of (X_i, y_i) tasks", "score(tasks)"],
+    ),
+    (
+        "predict given an (X, y) pair",
+        lambda: fitted().predict((X, y)),
+        TypeError,
+        ["predict takes the rows of one task", "an (X, y) pair", "adapt("],
+    ),
+    (
+        "predict given an [X, y] list",
+        lambda: fitted().predict([X, y]),
+        TypeError,
+        ["an (X, y) pair"],
+    ),
+    (
+        "pd.NA in a nullable-dtype frame",
+        lambda: make().fit(nullable_frame_with_na(), y, groups=groups),
+        ValueError,
+        ["NaN", "(first at row 15, task 1)"],
+    ),
+    (
+        "groups mixing 0 and '0' in a list",
+        lambda: make().fit(X, y, groups=[0] * 20 + ["0"] * 20),
+        ValueError,
+        ["groups mixes strings (e.g. '0') with other task ids (e.g. 0)"],
+    ),
+    (
+        "groups mixing 0 and '0' in an array",
+        lambda: make().fit(X, y, groups=np.array([0] * 20 + ["0"] * 20, dtype=object)),
+        ValueError,
+        ["groups mixes strings (e.g. '0') with other task ids (e.g. 0)"],
+    ),
+    # ---- float64 values beyond float32
+    (
+        "X beyond float32 at fit",
+        lambda: make().fit(with_value(X, 1e39), y, groups=groups),
+        ValueError,
+        ["X holds 1e+39 (first at row 15), beyond the float32 range"],
+    ),
+    (
+        "y beyond float32 at fit",
+        lambda: make().fit(X, with_value(y, -1e39), groups=groups),
+        ValueError,
+        ["y holds -1e+39 (first at row 15), beyond the float32 range"],
+    ),
+    (
+        "X beyond float32 in a task list",
+        lambda: make().fit(replace_task(1, X_t=with_value(tasks[1][0], 1e39, row=2))),
+        ValueError,
+        ["Task 1: X holds 1e+39 (first at row 2)"],
+    ),
+    (
+        "y beyond float32 in a task list",
+        lambda: make().fit(replace_task(1, y_t=with_value(tasks[1][1], 1e39, row=2))),
+        ValueError,
+        ["Task 1: y holds 1e+39 (first at row 2)"],
+    ),
+    (
+        "X beyond float32 at predict",
+        lambda: fitted().predict(with_value(X, 1e39)),
+        ValueError,
+        ["X holds 1e+39 (first at row 15)"],
+    ),
+    (
+        "X beyond float32 at adapt",
+        lambda: fitted().adapt(with_value(X, 1e39), y),
+        ValueError,
+        ["X holds 1e+39"],
+    ),
+    (
+        "y beyond float32 at adapt",
+        lambda: fitted().adapt(X, with_value(y, 1e39)),
+        ValueError,
+        ["y holds 1e+39"],
+    ),
+    (
+        "X beyond float32 in a sampler's task",
+        lambda: make(max_iter=3).fit(
+            Sampler(lambda n: [(with_value(X[:10], 1e39, row=2), y[:10])] * n)
+        ),
+        ValueError,
+        ["Sampler.sample(2, random_state) returned an invalid task: Task 0: X holds 1e+39"],
     ),
     # ---- classification tasks
     (

@@ -44,6 +44,25 @@ _PRIVATE_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PRIVATE_LOCK = threading.Lock()
 
 
+def _row_mixing_layers(module: nn.Module, modes) -> list[str]:
+    """Names of the layers that compute statistics over rows in any of ``modes``
+    (True: training mode, False: eval mode)."""
+    names = []
+    for name, layer in module.named_modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            if any(training or not layer.track_running_stats for training in modes):
+                names.append(f"{name or 'module'} ({type(layer).__name__})")
+        elif isinstance(layer, nn.InstanceNorm1d):
+            names.append(f"{name or 'module'} ({type(layer).__name__})")
+    return names
+
+
+def all_finite(tensors) -> bool:
+    """Whether every tensor is free of NaN and inf, with one copy to the host."""
+    tensors = [t.reshape(-1) for t in tensors]
+    return not tensors or bool(torch.isfinite(torch.cat(tensors)).all())
+
+
 class TaskEstimator(PersistenceMixin, BaseEstimator):
     """Common base of the skmeta estimators (not for direct use).
 
@@ -147,6 +166,13 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         generator.manual_seed(seed)
         with OwnGenerator(generator):
             if module is None:
+                unknown = sorted(set(kwargs) - {"dropout"})
+                if unknown:
+                    raise TypeError(
+                        f"module__ parameters {unknown} were given, but module=None builds "
+                        "the default MLP, which takes only module__dropout (its layers are "
+                        "set by hidden_layer_sizes); pass module=YourModuleClass to use them."
+                    )
                 built = MLP(n_features, n_outputs, tuple(self.hidden_layer_sizes), **kwargs)
             elif isinstance(module, nn.Module):
                 if kwargs:
@@ -199,6 +225,11 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
                     f"module failed on input of shape {tuple(X_sample.shape)} "
                     f"({self.n_features_in_} features): {exc}"
                 ) from exc
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(
+                f"module returned {fn.describe_output(output)}; its forward must return one "
+                "torch.Tensor (not a tuple, dict or numpy array)."
+            )
         self._target.check_output(output, len(X_sample), width)
 
     def _private_module(self, training: bool) -> nn.Module:
@@ -222,6 +253,33 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
             tensors = itertools.chain(source.parameters(), source.buffers())
             private = local.module = copy.deepcopy(source, memo={id(t): t for t in tensors})
         return private.train(training)
+
+    def _check_padding_invisible(self, taskset: _tasks.TaskSet, *, modes) -> None:
+        """Refuse tasks that would be padded when the module mixes rows in ``modes``.
+
+        Tasks of unequal support or query sizes are zero-padded to equal size;
+        masked losses make padding invisible unless a layer computes statistics
+        over the rows of a batch (BatchNorm in training mode, or without running
+        statistics; InstanceNorm1d, which on the 2-D rows of a task normalises
+        each feature over the rows). Per-row normalisations (LayerNorm,
+        GroupNorm) are fine.
+        """
+        mixing = _row_mixing_layers(self.module_, modes)
+        if not mixing:
+            return
+        quota = taskset.support_quota(self.shots, stratify=self._target.classification)
+        n_support = quota.sum(axis=1)
+        n_query = taskset.sizes - n_support
+        if len(np.unique(n_support)) == 1 and len(np.unique(n_query)) == 1:
+            return
+        raise ValueError(
+            f"The module has layers that normalise over the rows of a batch ({', '.join(mixing)}), "
+            "and these tasks have unequal support or query sizes (support "
+            f"{n_support.min()} to {n_support.max()} rows, query {n_query.min()} to "
+            f"{n_query.max()}): the zero rows that pad them to equal size would enter those "
+            "statistics. Give every task the same number of rows (for classifiers, of rows "
+            "per class) and an int shots, or use a per-row normalisation (LayerNorm, GroupNorm)."
+        )
 
     def _network(self, training: bool = False) -> fn.Network:
         """The fitted module as a pure function, on this thread's copy of the
@@ -286,10 +344,25 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         generator, _ = self._rngs(self._seed_, stream=_ADAPT_STREAM)
         with torch.no_grad(), self._randomness(generator):
             adapted = algorithm.adapt(net, meta, X_t, y_t, w)
-        return {name: t.detach() for name, t in adapted.items()}
+        adapted = {name: t.detach() for name, t in adapted.items()}
+        self._check_adaptation(all_finite(adapted.values()), "the adapted parameters")
+        return adapted
+
+    def _adaptation_hint(self) -> str:
+        """What to change when adaptation diverges (each family names its step size)."""
+        raise NotImplementedError
+
+    def _check_adaptation(self, finite: bool, what: str) -> None:
+        """Raise ``FloatingPointError`` when adaptation produced NaN or inf."""
+        if not finite:
+            raise FloatingPointError(
+                f"Adaptation diverged: {what} contain NaN or inf. {self._adaptation_hint()} "
+                "The estimator was left as it was before this call."
+            )
 
     def _forward(self, X) -> torch.Tensor:
-        """Outputs for ``X`` with the adapted model, else the learned initialisation."""
+        """Outputs for ``X`` (on the CPU) with the adapted model, else the learned
+        initialisation; ``FloatingPointError`` when any is NaN or inf."""
         check_is_fitted(self, "meta_params_")
         X = _tasks.read_features(self, X)
         adapted = getattr(self, "adapted_params_", None)
@@ -297,26 +370,41 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         net, meta = self._network(training=False), self.meta_params_.tree(detach=True)
         generator, _ = self._rngs(self._seed_, stream=_PREDICT_STREAM)
         with torch.no_grad(), self._randomness(generator):
-            return algorithm.predict(net, meta, adapted, self._as_tensor(X))
+            outputs = algorithm.predict(net, meta, adapted, self._as_tensor(X))
+        outputs = outputs.cpu()  # the one copy to the host; the check below runs there
+        if not bool(torch.isfinite(outputs).all()):
+            raise FloatingPointError(
+                "The model's outputs contain NaN or inf for these rows: their values are "
+                "probably far larger than those seen in fit (standardise the features), or "
+                "the parameters are extreme (fit or adapt with smaller step sizes)."
+            )
+        return outputs
 
     # ---------------------------------------------------------------- few-shot score
     def _few_shot_score(self, taskset: _tasks.TaskSet) -> float:
         """Adapt on each task's support part, score its query part, average over tasks."""
         self._check_tasks(taskset, training=False)
+        modes = {self._algorithm_class.adapt_in_train_mode, False}
+        self._check_padding_invisible(taskset, modes=modes)
         target = self._target
         padded = taskset.to_padded(self.device_, self.shots, stratify=target.classification)
         generator, _ = self._rngs(self._draw_seed(), stream=0)
         batch = padded.split(generator)
         n_classes = max(map(len, taskset.classes)) if target.classification else None
         algorithm = self._algorithm(n_classes=n_classes)
-        scores = []
+        scores, finite = [], []
         for start in range(0, padded.n_tasks, self._SCORE_CHUNK):
             chunk = _tasks.MetaBatch(*(t[start : start + self._SCORE_CHUNK] for t in batch))
             with self._randomness(generator):
                 outputs = self._adapted_query_outputs(algorithm, chunk)
+            finite.append(torch.isfinite(outputs).all())
             outputs = target.task_outputs(outputs, chunk.y_support, chunk.w_support)
             scores.append(target.query_scores(outputs, chunk.y_query, chunk.w_query))
-        return float(torch.cat(scores).mean())
+        # One copy to the host for the score and the divergence check.
+        mean = torch.cat(scores).mean()
+        score, all_ok = torch.stack([mean, torch.stack(finite).all().to(mean.dtype)]).tolist()
+        self._check_adaptation(bool(all_ok), "the adapted models' outputs on the query rows")
+        return float(score)
 
     def _adapted_query_outputs(self, algorithm, batch: _tasks.MetaBatch) -> torch.Tensor:
         """Outputs on each task's query rows after adapting on its support rows."""

@@ -97,15 +97,19 @@ meta_batch_size : int, default=25
 max_iter : int, default=1000
     Outer steps of :meth:`fit`.""",
     "shots/regressor": """\
-shots : int or float, default=10
+shots : "auto", int or float, default="auto"
     Support rows per task (int) or their fraction (float in (0, 1)) for
     the support/query split of meta-training and scoring; the other rows
-    are the query set.""",
+    are the query set. ``"auto"``: ``min(10, n_rows - 1)`` rows of each
+    task, so that every task of 2 rows or more leaves a query row.""",
     "shots/classifier": """\
-shots : int or float, default=10
+shots : "auto", int or float, default="auto"
     Support rows per class (int) or the fraction of each class's rows
     (float in (0, 1)) in the support/query split of meta-training and
-    scoring; the other rows are the query set.""",
+    scoring; the other rows are the query set. ``"auto"``: the same
+    number ``k = min(10, n_smallest_class - 1)`` (at least 1) of rows of
+    every class of a task, so that every class keeps a query row when it
+    has two rows or more.""",
     "task_col": """\
 task_col : str, default=None
     Name of a DataFrame column of ``X`` holding the task id; it is

@@ -11,11 +11,12 @@ one inner loop of the package; the pretrained network never changes.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.helper import predefined_split
 from torch import nn
 from torch.utils.data import BatchSampler, RandomSampler, TensorDataset
@@ -26,7 +27,7 @@ from .._algorithms import FineTune
 from .._algorithms.finetune import OPTIMIZERS
 from .._meta_parameters import MetaParameters
 from .._modules import head_parameter_names
-from ._base import _PRETRAIN_STREAM, TaskEstimator
+from ._base import _PRETRAIN_STREAM, TaskEstimator, all_finite
 from ._docs import compose
 from ._outputs import ClassifierOutputs, RegressorOutputs
 from ._params import check_choice, check_number, resolve_device, store_parameters, with_parameters
@@ -43,6 +44,70 @@ class _PooledLoss(nn.Module):
 
     def forward(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(output, y, torch.ones(len(y), dtype=output.dtype, device=y.device))
+
+
+class _Diverged(Exception):
+    """Raised by :class:`_EpochGuard` to stop skorch at a non-finite epoch."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
+
+class _EpochGuard(Callback):
+    """skorch callback: a copy of the parameters after each finite epoch; stops at a
+    non-finite one.
+
+    The copy is what a failed pretraining returns to, so that the network
+    always matches the epochs recorded.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.epochs = 0
+        self.between_epochs = True
+        self._keep(net.module_)
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.between_epochs = False
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        if not np.isfinite(loss):
+            raise _Diverged(f"the training loss became {loss}")
+        if not all_finite(p.detach() for p in net.module_.parameters()):
+            raise _Diverged(f"a parameter became NaN or inf (training loss {loss:.4g})")
+        self.epochs += 1
+        self.between_epochs = True
+        self._keep(net.module_)
+
+    def _keep(self, module: nn.Module) -> None:
+        self.state = {name: t.detach().clone() for name, t in module.state_dict().items()}
+
+    def restore(self, module: nn.Module) -> None:
+        with torch.no_grad():
+            module.load_state_dict(self.state)
+
+
+def _record_interrupt(net, guard: _EpochGuard) -> list:
+    """Wrap ``net.fit_loop`` so that a KeyboardInterrupt (which skorch swallows) is noted.
+
+    Returns a list that gets one entry when training was interrupted within an
+    epoch; one raised between epochs is a callback ending training
+    (EarlyStopping does so), not an interruption.
+    """
+    interrupted = []
+    fit_loop = net.fit_loop
+
+    def noting_fit_loop(*args, **kwargs):
+        try:
+            return fit_loop(*args, **kwargs)
+        except KeyboardInterrupt:
+            if not guard.between_epochs:
+                interrupted.append(True)
+            raise
+
+    net.fit_loop = noting_fit_loop
+    return interrupted
 
 
 class FineTuneEstimator(TaskEstimator):
@@ -72,7 +137,7 @@ class FineTuneEstimator(TaskEstimator):
         adapt_steps=10,
         adapt_optimizer="sgd",
         adapt_layers="all",
-        shots=10,
+        shots="auto",
         task_col=None,
         device="cpu",
         random_state=None,
@@ -108,6 +173,13 @@ class FineTuneEstimator(TaskEstimator):
                 "callbacks must be None or a list of skorch callbacks (or (name, callback) "
                 f"pairs), got {type(self.callbacks).__name__}."
             )
+
+    def _adaptation_hint(self) -> str:
+        return (
+            f"{self.adapt_steps} {self.adapt_optimizer} step(s) (adapt_steps) of size "
+            f"adapt_lr={self.adapt_lr} are too many or too large for this task: lower "
+            "adapt_lr or adapt_steps, or standardise the features and targets."
+        )
 
     def _algorithm(self, n_classes: int | None = None) -> FineTune:
         head = head_parameter_names(self.module_)
@@ -151,27 +223,38 @@ or task sampler
         -------
         self
         """
-        self._check_params()
-        warm = self.warm_start and hasattr(self, "meta_params_")
-        if not warm:
-            self._clear_fit()
-            self.device_ = resolve_device(self.device)
-            self._seed_ = self._draw_seed()
-            self.n_iter_ = 0
-            self.loss_curve_ = []
-            self.validation_loss_curve_ = []
-        _, rng = self._rngs(self._seed_, stream=self.n_iter_)
-        taskset = self._read_training_tasks(X, y, groups, rng, reset=not warm)
-        if not warm:
-            self.module_ = self._build_module(
-                self.n_features_in_, self._n_outputs(taskset), seed=self._seed_
-            )
-            self._probe_module(self._as_tensor(taskset.X[:2]))
+        # Until pretraining starts, an error leaves the estimator exactly as it was (a
+        # failed refit keeps the previous model); during pretraining, see _pretrain.
+        previous = dict(vars(self))
+        try:
+            self._check_params()
+            warm = self.warm_start and hasattr(self, "meta_params_")
+            if not warm:
+                self._clear_fit()
+                self.device_ = resolve_device(self.device)
+                self._seed_ = self._draw_seed()
+                self.n_iter_ = 0
+                self.loss_curve_ = []
+                self.validation_loss_curve_ = []
+            _, rng = self._rngs(self._seed_, stream=self.n_iter_)
+            taskset = self._read_training_tasks(X, y, groups, rng, reset=not warm)
+            if not warm:
+                self.module_ = self._build_module(
+                    self.n_features_in_, self._n_outputs(taskset), seed=self._seed_
+                )
+                self._probe_module(self._as_tensor(taskset.X[:5]))
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(previous)
+            raise
         self.adapted_params_ = None
-        self._pretrain(taskset, rng)
-        self.meta_params_ = MetaParameters(self.module_)
-        if not warm:
-            self.batching_ = self._choose_batching(taskset)
+        self.interrupted_epoch_ = None
+        try:
+            self._pretrain(taskset, rng)
+        finally:  # also after a divergence: the kept parameters are the fitted ones
+            self.meta_params_ = MetaParameters(self.module_)
+            if not warm:
+                self.batching_ = self._choose_batching(taskset)
         return self
 
     def _choose_batching(self, taskset: _tasks.TaskSet) -> str:
@@ -221,7 +304,9 @@ or task sampler
         generator.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
         shuffle = RandomSampler(train, generator=generator)
         batches = BatchSampler(shuffle, self.batch_size, drop_last=False)
-        callbacks = list(self.callbacks or [])
+        # First, so that it sees every epoch before a callback (EarlyStopping) ends training.
+        guard = _EpochGuard()
+        callbacks = [("skmeta_epoch_guard", guard), *(self.callbacks or [])]
         train_split = None
         if bool(is_valid.any()):
             train_split = predefined_split(TensorDataset(X[is_valid], y[is_valid]))
@@ -246,23 +331,49 @@ or task sampler
             device=self.device_,
             verbose=self.verbose,
         )
+        interrupted = _record_interrupt(net, guard)
         # Shuffling and dropout draw from the estimator's generators, not torch's global one.
         dropout, _ = self._rngs(self._seed_, stream=_PRETRAIN_STREAM + self.n_iter_)
-        with self._randomness(dropout):
-            net.fit(train, y=None)
-        self.module_ = net.module_
-        self.module_.eval()
-        self.history_ = net.history
-        train_loss = net.history[:, "train_loss"]
-        self.loss_curve_.extend(float(v) for v in train_loss)
-        if train_split is not None:
-            self.validation_loss_curve_.extend(float(v) for v in net.history[:, "valid_loss"])
-        self.n_iter_ += len(train_loss)
-        if not np.isfinite(train_loss).all():
-            raise FloatingPointError(
-                f"The pretraining loss became {train_loss[-1]}; lr ({self.lr}) is probably "
-                "too large."
+        try:
+            with self._randomness(dropout):
+                net.fit(train, y=None)
+        except BaseException as exc:
+            # Diverged, or an error from the module: back to the last completed finite
+            # epoch, which n_iter_ and loss_curve_ then describe.
+            guard.restore(net.module_)
+            self._record_epochs(net, guard.epochs, with_validation=train_split is not None)
+            if isinstance(exc, _Diverged):
+                raise FloatingPointError(
+                    f"Pretraining diverged: {exc.what} in epoch {self.n_iter_ + 1}. Training "
+                    f"stopped and the parameters after epoch {self.n_iter_} were kept "
+                    f"(n_iter_={self.n_iter_}). The lr ({self.lr}) is probably too large; "
+                    "lower it, or standardise the features and targets."
+                ) from None
+            raise
+        finally:
+            self.module_ = net.module_
+            self.module_.eval()
+            self.history_ = net.history
+        n_epochs = sum("train_loss" in row for row in net.history)
+        self._record_epochs(net, n_epochs, with_validation=train_split is not None)
+        if interrupted:
+            self.interrupted_epoch_ = self.n_iter_ + 1
+            warnings.warn(
+                f"Pretraining was interrupted (KeyboardInterrupt) in epoch "
+                f"{self.interrupted_epoch_}, as skorch allows: the model was kept as training "
+                f"left it ({n_epochs} complete epoch(s) in this fit; with early stopping, the "
+                "best epoch's parameters). interrupted_epoch_ records the epoch.",
+                UserWarning,
+                stacklevel=3,
             )
+
+    def _record_epochs(self, net, n_epochs: int, *, with_validation: bool) -> None:
+        """Add the first ``n_epochs`` completed epochs of skorch's history to ours."""
+        rows = [row for row in net.history if "train_loss" in row][:n_epochs]
+        self.loss_curve_.extend(float(row["train_loss"]) for row in rows)
+        if with_validation:
+            self.validation_loss_curve_.extend(float(row["valid_loss"]) for row in rows)
+        self.n_iter_ += len(rows)
 
 
 _FINETUNE_PARAMETERS = [
@@ -329,6 +440,12 @@ _FINETUNE_ATTRIBUTES = [
     """
     n_iter_ : int
         Epochs run.
+    """,
+    """
+    interrupted_epoch_ : int or None
+        The epoch (counted over all ``fit`` calls) in which the last ``fit``
+        was stopped by a ``KeyboardInterrupt``, as skorch allows (``fit``
+        then warns and keeps the model); None when it was not.
     """,
     "n_features_in_",
     "feature_names_in_",
@@ -402,9 +519,10 @@ class FineTuneRegressor(RegressorOutputs, FineTuneEstimator):
                 """,
             ),
             """
-            shots : int or float, default=10
+            shots : "auto", int or float, default="auto"
                 Support rows per task (int) or their fraction (float in (0, 1)) for
-                few-shot :meth:`score`; pretraining uses every row.
+                few-shot :meth:`score`; pretraining uses every row. ``"auto"``:
+                ``min(10, n_rows - 1)`` rows of each task.
             """,
             *_FINETUNE_TAIL,
         ],
@@ -476,9 +594,11 @@ class FineTuneClassifier(ClassifierOutputs, FineTuneEstimator):
                 """,
             ),
             """
-            shots : int or float, default=10
+            shots : "auto", int or float, default="auto"
                 Support rows per class (int) or the fraction of each class's rows
                 (float in (0, 1)) for few-shot :meth:`score`; pretraining uses every row.
+                ``"auto"``: ``k = min(10, n_smallest_class - 1)`` (at least 1) rows of
+                every class of a task.
             """,
             *_FINETUNE_TAIL,
         ],

@@ -53,7 +53,7 @@ class MAMLEstimator(MetaTrainedEstimator):
         meta_lr=1e-3,
         meta_batch_size=25,
         max_iter=1000,
-        shots=10,
+        shots="auto",
         task_col=None,
         device="cpu",
         random_state=None,
@@ -93,6 +93,33 @@ class MAMLEstimator(MetaTrainedEstimator):
             trainable=select_parameters(self.module_, self.adapt_params),
             learn_inner_lr=self.learn_inner_lr,
             msl_iterations=self._msl_iterations(),
+        )
+
+    def _adaptation_hint(self) -> str:
+        steps = int(self.inner_steps if self.adapt_steps is None else self.adapt_steps)
+        if self.learn_inner_lr is None:
+            return (
+                f"{steps} step(s) (adapt_steps) of size inner_lr={self.inner_lr} are too many "
+                "or too large for this task: lower inner_lr or adapt_steps, or standardise "
+                "the features and targets."
+            )
+        beyond = ""
+        if steps > self.inner_steps:
+            beyond = (
+                f" adapt_steps={steps} is more than the inner_steps={self.inner_steps} the "
+                "step sizes were meta-trained for"
+                + (
+                    " (steps beyond those reuse the last step's size)"
+                    if self.learn_inner_lr == "per-layer-per-step"
+                    else ""
+                )
+                + f": use adapt_steps <= {self.inner_steps}."
+            )
+        return (
+            f"The {steps} adaptation step(s) use the step sizes learned by "
+            f"learn_inner_lr={self.learn_inner_lr!r} (meta_params_.learned), which are too "
+            f"large for this task.{beyond} Otherwise lower adapt_steps, or standardise the "
+            "features and targets."
         )
 
     def _divergence_hint(self) -> str:

@@ -58,9 +58,8 @@ or task sampler
         -------
         self
         """
-        if not (self.warm_start and hasattr(self, "meta_params_")):
-            self._clear_fit()
-        return self._meta_train(X, y, groups, n_steps=self.max_iter, schedule_start=0)
+        clear = not (self.warm_start and hasattr(self, "meta_params_"))
+        return self._meta_train(X, y, groups, n_steps=self.max_iter, schedule_start=0, clear=clear)
 
     def partial_fit(self, X, y=None, groups=None, classes=None):
         """One outer (meta) step on a meta-batch drawn from the given tasks.
@@ -103,14 +102,39 @@ or task sampler
                 stratify=classification,
                 classification=classification,
                 first=first,
-                check=lambda taskset: self._check_tasks(taskset, training=True),
+                check=self._check_training_tasks,
             )
             return source, first
         taskset = _tasks.read_tasks(self, X, y, groups, reset=reset, classification=classification)
         source = _tasks.FixedTasks(taskset, self.device_, self.shots, stratify=classification)
         return source, taskset
 
-    def _meta_train(self, X, y, groups, *, n_steps: int, schedule_start: int):
+    def _check_training_tasks(self, taskset: _tasks.TaskSet) -> None:
+        self._check_tasks(taskset, training=True)
+        if hasattr(self, "module_"):  # the first draw is checked once the module is built
+            self._check_padding_invisible(taskset, modes={True})
+
+    def _meta_train(self, X, y, groups, *, n_steps: int, schedule_start: int, clear=False):
+        # Until the first outer step, an error leaves the estimator exactly as it was
+        # (a failed refit keeps the previous model); from then on, run_outer_steps keeps
+        # it consistent at the last completed check.
+        previous = dict(vars(self))
+        try:
+            if clear:
+                self._clear_fit()
+            algorithm, source, generator, rng, taskset, single = self._prepare_meta_training(
+                X, y, groups
+            )
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(previous)
+            raise
+        self._run_outer_steps(algorithm, source, n_steps, schedule_start, generator, rng)
+        self._after_meta_training(taskset, single=single)
+        return self
+
+    def _prepare_meta_training(self, X, y, groups):
+        """Read and check the input, build what the first call needs; nothing trained yet."""
         self._check_params()
         first_call = not hasattr(self, "meta_params_")
         if first_call:
@@ -125,7 +149,8 @@ or task sampler
             self.module_ = self._build_module(
                 self.n_features_in_, self._n_outputs(taskset), seed=self._seed_
             )
-            self._probe_module(self._as_tensor(taskset.X[:2]))
+            self._probe_module(self._as_tensor(taskset.X[:5]))
+        self._check_padding_invisible(taskset, modes={True})  # meta-training: training mode
         algorithm = self._algorithm(n_classes=self._training_classes())
         if first_call:
             init = dict(self.module_.named_parameters())
@@ -141,9 +166,7 @@ or task sampler
             for group in self.optimizer_.param_groups:
                 group["lr"] = self.meta_lr
         self.adapted_params_ = None
-        self._run_outer_steps(algorithm, source, n_steps, schedule_start, generator, rng)
-        self._after_meta_training(taskset, single=single)
-        return self
+        return algorithm, source, generator, rng, taskset, single
 
     def _training_classes(self) -> int | None:
         return self.n_way_ if self._target.classification else None

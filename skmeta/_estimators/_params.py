@@ -26,15 +26,25 @@ def resolve_device(device) -> torch.device:
             resolved = torch.device(device)
         except RuntimeError:
             resolved = None
-        if resolved is None or resolved.type not in ("cpu", "cuda"):
-            raise ValueError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto'.")
     else:
         raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}.")
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto' "
+            "(or the torch.device of one)."
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} but CUDA is not available on this machine; "
             "use device='cpu' or device='auto'."
         )
+    if resolved.type == "cuda" and resolved.index is not None:
+        count = torch.cuda.device_count()
+        if resolved.index >= count:
+            raise ValueError(
+                f"device={device!r} but this machine has {count} CUDA device(s) "
+                f"(cuda:0 to cuda:{count - 1}); use one of them or device='auto'."
+            )
     return resolved
 
 
@@ -56,14 +66,17 @@ def check_choice(name: str, value, choices) -> None:
 
 
 def check_shots(shots) -> None:
-    """``shots`` is a positive int (rows, or rows per class) or a fraction in (0, 1)."""
+    """``shots`` is ``"auto"``, a positive int (rows, or rows per class) or a fraction in (0, 1)."""
+    if isinstance(shots, str) and shots == "auto":
+        return
     if isinstance(shots, numbers.Integral) and not isinstance(shots, bool):
         check_number("shots", shots, integer=True)
     elif isinstance(shots, numbers.Real) and not isinstance(shots, bool) and 0 < shots < 1:
         return
     else:
         raise ValueError(
-            f"shots must be a positive int or a fraction strictly between 0 and 1, got {shots!r}."
+            'shots must be "auto", a positive int or a fraction strictly between 0 and 1, '
+            f"got {shots!r}."
         )
 
 

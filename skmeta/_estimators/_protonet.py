@@ -72,7 +72,7 @@ class ProtoNetClassifier(ClassifierOutputs, MetaTrainedEstimator):
         meta_lr=1e-3,
         meta_batch_size=25,
         max_iter=1000,
-        shots=10,
+        shots="auto",
         task_col=None,
         device="cpu",
         random_state=None,
@@ -95,6 +95,13 @@ class ProtoNetClassifier(ClassifierOutputs, MetaTrainedEstimator):
 
     def _algorithm(self, n_classes: int | None = None) -> ProtoNet:
         return ProtoNet(n_classes=self.n_way_ if n_classes is None else n_classes)
+
+    def _adaptation_hint(self) -> str:
+        return (
+            "Prototypical Networks take no adaptation step: the support rows' embeddings "
+            "overflowed. Standardise the features (their scale is probably far from that "
+            "of fit)."
+        )
 
     def _divergence_hint(self) -> str:
         return (

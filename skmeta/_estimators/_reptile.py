@@ -27,7 +27,7 @@ class ReptileEstimator(MetaTrainedEstimator):
         outer_step_size=1.0,
         meta_batch_size=25,
         max_iter=1000,
-        shots=10,
+        shots="auto",
         task_col=None,
         device="cpu",
         random_state=None,
@@ -53,6 +53,14 @@ class ReptileEstimator(MetaTrainedEstimator):
             adapt_steps=int(self.inner_steps if self.adapt_steps is None else self.adapt_steps),
             inner_optimizer=self.inner_optimizer,
             outer_step_size=float(self.outer_step_size),
+        )
+
+    def _adaptation_hint(self) -> str:
+        steps = int(self.inner_steps if self.adapt_steps is None else self.adapt_steps)
+        return (
+            f"{steps} {self.inner_optimizer} step(s) (adapt_steps) of size "
+            f"inner_lr={self.inner_lr} are too many or too large for this task: lower "
+            "inner_lr or adapt_steps, or standardise the features and targets."
         )
 
     def _divergence_hint(self) -> str:

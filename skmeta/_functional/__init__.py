@@ -16,7 +16,7 @@ from ._losses import (
     weighted_cross_entropy,
     weighted_mse,
 )
-from ._network import LossFn, Network, Params
+from ._network import LossFn, Network, Params, describe_output
 from ._updates import SGD, Adam, PerParameterSGD, PerStepSGD
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "PerParameterSGD",
     "PerStepSGD",
     "choose_batching",
+    "describe_output",
     "inner_loop",
     "mask_absent_classes",
     "over_tasks",

@@ -12,6 +12,13 @@ Params = dict[str, Tensor]
 LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
+def describe_output(output) -> str:
+    """A module's output in words, for error messages."""
+    if isinstance(output, Tensor):
+        return f"a tensor of shape {tuple(output.shape)}"
+    return f"a {type(output).__module__}.{type(output).__qualname__}".replace("builtins.", "")
+
+
 @dataclass(frozen=True)
 class Network:
     """The architecture of ``module``, its buffers and a loss, as pure functions.
@@ -38,7 +45,15 @@ class Network:
     def __call__(self, params: Params, X: Tensor, buffers: Params | None = None) -> Tensor:
         """Output of the module with ``params`` (and ``buffers``, default its own) on ``X``."""
         buffers = self.buffers if buffers is None else buffers
-        return functional_call(self.module, (params, buffers), (X,))
+        output = functional_call(self.module, (params, buffers), (X,))
+        # Checked at every call (shapes only, no device sync): a module right for
+        # some row counts only would otherwise broadcast silently in the loss.
+        if not isinstance(output, Tensor) or output.ndim == 0 or output.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"module returned {describe_output(output)} for {X.shape[0]} input rows; it "
+                "must return a tensor with one row per input row."
+            )
+        return output
 
     def loss(self, params: Params, X: Tensor, y: Tensor, w: Tensor, buffers=None) -> Tensor:
         """Loss of the module with ``params`` on the rows ``(X, y)`` weighted by ``w``."""

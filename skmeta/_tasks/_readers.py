@@ -37,19 +37,46 @@ def is_sampler(X: Any) -> bool:
     return callable(getattr(X, "sample", None)) and not isinstance(X, data_types)
 
 
+def _ndim(value: Any) -> int:
+    """``np.ndim``, or -1 for ragged nested lists."""
+    try:
+        return np.ndim(value)
+    except ValueError:
+        return -1
+
+
 def is_task_list(X: Any, y: Any) -> bool:
     """True for a list of ``(X_i, y_i)`` pairs (``y`` must then be None)."""
     if y is not None or not isinstance(X, (list, tuple)) or len(X) == 0:
         return False
     first = X[0]
     # ndim >= 1, not == 2: a list of pairs with a 1-D X_0 is a malformed task list,
-    # to be reported as such (naming the task), not as long-format input without y.
+    # to be reported as such (naming the task), not as long-format input without y;
+    # likewise a first task of 3 arrays (the reader says "expected an (X, y) pair").
     return (
         isinstance(first, (list, tuple))
-        and len(first) == 2
+        and len(first) >= 2
         and not isinstance(first[0], (numbers.Number, str))
-        and np.ndim(first[0]) >= 1
+        and _ndim(first[0]) >= 1
+        and (len(first) == 2 or _ndim(first[1]) >= 1)
     )
+
+
+def _check_not_tasks(X: Any, method: str) -> None:
+    """``predict``-like methods take the rows of one task: refuse tasks and (X, y) pairs."""
+    if is_task_list(X, None):
+        looks_like_pair = len(X) == 2 and _ndim(X[0]) == 2 and _ndim(X[1]) == 1
+        what = "an (X, y) pair" if looks_like_pair else "a list of (X_i, y_i) tasks"
+        raise TypeError(
+            f"{method} takes the rows of one task (a 2-D X), but got {what}. To predict a "
+            "task, call adapt(X_support, y_support) and then predict(X_query); to score "
+            "tasks few-shot, call score(tasks)."
+        )
+    if isinstance(X, (list, tuple)) and len(X) == 2 and _ndim(X[0]) == 2 and _ndim(X[1]) == 1:
+        raise TypeError(
+            f"{method} takes the rows of one task (a 2-D X), but got an (X, y) pair. "
+            "Call adapt(X, y) to adapt to a task, then predict(X_query)."
+        )
 
 
 def has_tasks(X: Any, y: Any, groups: Any, task_col: str | None) -> bool:
@@ -89,9 +116,15 @@ def _first_non_finite_row(X, y, groups):
     """
     if groups is None:
         return None
+
+    def as_float(a):
+        if isinstance(a, (pd.DataFrame, pd.Series)):  # nullable dtypes: pd.NA -> NaN
+            return a.to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.asarray(a, dtype=np.float64)
+
     try:
-        X_arr = np.asarray(X, dtype=np.float64)
-        y_arr = np.asarray(y, dtype=np.float64) if y is not None else None
+        X_arr = as_float(X)
+        y_arr = as_float(y) if y is not None else None
         groups = np.asarray(groups)
     except (TypeError, ValueError):
         return None
@@ -106,11 +139,33 @@ def _first_non_finite_row(X, y, groups):
     return row, task_name(groups[row])
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def to_float32(array: np.ndarray, what: str) -> np.ndarray:
+    """``array`` as float32, refusing finite values that float32 cannot hold.
+
+    The network computes in float32, where such values would become inf
+    silently (and NaN a step later).
+    """
+    if array.dtype.itemsize > 4 and array.size:
+        magnitude = np.abs(array).reshape(len(array), -1)
+        if magnitude.max() > _FLOAT32_MAX:
+            row = int(np.flatnonzero((magnitude > _FLOAT32_MAX).any(axis=1))[0])
+            value = array.reshape(len(array), -1)[row][magnitude[row].argmax()]
+            raise ValueError(
+                f"{what} holds {value:.3g} (first at row "
+                f"{row}), beyond the float32 range (+-{_FLOAT32_MAX:.3g}) the network computes "
+                f"in; rescale {what} (e.g. with StandardScaler)."
+            )
+    return array.astype(np.float32, copy=False)
+
+
 def _check_targets(y: np.ndarray, *, classification: bool):
     if classification:
         check_classification_targets(y)
         return y
-    return y.astype(np.float32, copy=False)
+    return to_float32(y, "y")
 
 
 def _encode_per_task(y: np.ndarray, task_index: np.ndarray, n_tasks: int):
@@ -125,6 +180,29 @@ def _encode_per_task(y: np.ndarray, task_index: np.ndarray, n_tasks: int):
     return codes, classes
 
 
+def _check_group_kinds(groups) -> np.ndarray:
+    """``groups`` as an array, refusing ids that mix strings with other kinds.
+
+    A list ``[0, "0"]`` would become the strings ``["0", "0"]`` (one task)
+    while the same ids in an object array cannot be sorted: both are refused.
+    """
+    array = np.asarray(groups)
+    if array.dtype.kind not in "OUS":
+        return array  # numbers only
+    if isinstance(groups, np.ndarray) and array.dtype.kind in "US":
+        return array  # strings only
+    as_objects = np.asarray(groups, dtype=object) if array.ndim == 1 else array.astype(object)
+    kinds = {isinstance(g, str) for g in as_objects.reshape(-1) if not pd.isna(g)}
+    if len(kinds) > 1:
+        first = next(g for g in as_objects.reshape(-1) if isinstance(g, str))
+        other = next(g for g in as_objects.reshape(-1) if not isinstance(g, str))
+        raise ValueError(
+            f"groups mixes strings (e.g. {first!r}) with other task ids (e.g. {other!r}); "
+            "use one kind of id (all strings or all numbers)."
+        )
+    return array
+
+
 def _group_rows(X, y, groups, *, classification: bool) -> TaskSet:
     """Build a TaskSet from validated long arrays and per-row task ids."""
     n_rows = len(y)
@@ -132,7 +210,7 @@ def _group_rows(X, y, groups, *, classification: bool) -> TaskSet:
         task_index = np.zeros(n_rows, dtype=np.int64)
         task_ids = np.array([0])
     else:
-        groups = np.asarray(groups)
+        groups = _check_group_kinds(groups)
         if groups.ndim != 1 or len(groups) != n_rows:
             raise ValueError(
                 f"groups must be 1-D with one task id per row of X: got shape {groups.shape} "
@@ -208,7 +286,7 @@ def read_tasks(
             raise
         raise ValueError(f"{exc} (first at row {where[0]}, task {where[1]!r})") from exc
     y = _check_targets(y, classification=classification)
-    return _group_rows(X.astype(np.float32, copy=False), y, groups, classification=classification)
+    return _group_rows(to_float32(X, "X"), y, groups, classification=classification)
 
 
 def _check_one_task(t, X_t, y_t, n_features, *, reset: bool, classification: bool):
@@ -227,6 +305,7 @@ def _check_one_task(t, X_t, y_t, n_features, *, reset: bool, classification: boo
             ensure_min_samples=1,
         )
         y_arr = _check_targets(y_arr, classification=classification)
+        X_arr = to_float32(X_arr, "X")
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"Task {t}: {exc}") from exc
     if n_features is not None and X_arr.shape[1] != n_features:
@@ -263,8 +342,8 @@ def _stack_plain_arrays(tasks, n_features, *, classification: bool):
     if not np.isfinite(X_all).all():
         return None
     y_all = None if classification else np.concatenate(y_parts)
-    if y_all is not None and not np.isfinite(y_all).all():
-        return None
+    if y_all is not None and not np.isfinite(y_all.astype(np.float32, copy=False)).all():
+        return None  # NaN, inf, or beyond float32: the full checks name it
     return X_all, y_parts, y_all
 
 
@@ -360,11 +439,12 @@ def read_task(estimator, X: Any, y: Any, *, classification: bool = False):
     if classification:
         classes, y = np.unique(y, return_inverse=True)
         y = y.astype(np.int64)
-    return X.astype(np.float32, copy=False), y, classes
+    return to_float32(X, "X"), y, classes
 
 
 def read_features(estimator, X: Any) -> np.ndarray:
     """Read ``X`` for ``predict``: 2-D, finite, same features as at ``fit``."""
+    _check_not_tasks(X, "predict")
     X, _ = _split_task_col(X, None, getattr(estimator, "task_col", None), required=False)
     X = validate_data(estimator, X, reset=False, dtype=[np.float32, np.float64])
-    return X.astype(np.float32, copy=False)
+    return to_float32(X, "X")

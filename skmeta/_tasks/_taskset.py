@@ -34,6 +34,29 @@ def task_name(task_id):
     return task_id.item() if isinstance(task_id, np.generic) else task_id
 
 
+# shots="auto": support rows per task (regression) or per class (classification), at most.
+AUTO_SHOTS = 10
+
+
+def auto_quota(counts: np.ndarray, *, stratify: bool) -> np.ndarray:
+    """Support rows per stratum for ``shots="auto"``, from the rows per stratum ``counts``.
+
+    Regression (one stratum): ``min(10, n_rows - 1)`` rows, so at least one
+    row is left for the query set. Classification: the same number ``k`` of
+    rows from every class of the task, ``k = min(10, smallest class - 1)``,
+    at least 1: when every class has 2 rows or more, every class keeps a
+    query row; a class of a single row goes wholly to the support set (a
+    task still needs one query row overall).
+    """
+    present = counts > 0
+    if stratify:
+        smallest = np.where(present, counts, np.iinfo(np.int64).max).min(axis=1, keepdims=True)
+        k = np.clip(smallest - 1, 1, AUTO_SHOTS)
+    else:
+        k = np.clip(counts[:, :1] - 1, 1, AUTO_SHOTS)
+    return np.where(present, k, 0).astype(np.int64)
+
+
 @dataclass
 class TaskSet:
     """Tasks as long arrays, rows grouped by task.
@@ -90,7 +113,9 @@ class TaskSet:
         else:
             counts = np.zeros((self.n_tasks, 2), dtype=np.int64)
             counts[:, 0] = self.sizes
-        if isinstance(shots, numbers.Integral):
+        if isinstance(shots, str):  # "auto": see auto_quota
+            quota = auto_quota(counts, stratify=stratify)
+        elif isinstance(shots, numbers.Integral):
             quota = np.where(counts > 0, int(shots), 0)
         else:
             quota = np.where(counts > 0, np.maximum(1, np.floor(shots * counts)), 0)
