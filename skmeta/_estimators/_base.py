@@ -250,14 +250,14 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         """Adapt on each task's support part, score its query part, average over tasks."""
         self._check_tasks(taskset, training=False)
         target = self._target
-        padded = taskset.to_padded(self.device_, self.shots, stratify=target.classification)
         generator, _ = self._rngs(self._draw_seed(), stream=0)
-        batch = padded.split(generator)
+        chunks = _tasks.score_batches(
+            taskset, self.device_, self.shots, target.classification, generator, self._SCORE_CHUNK
+        )
         n_classes = max(map(len, taskset.classes)) if target.classification else None
         algorithm = self._algorithm(n_classes=n_classes)
         scores = []
-        for start in range(0, padded.n_tasks, self._SCORE_CHUNK):
-            chunk = _tasks.MetaBatch(*(t[start : start + self._SCORE_CHUNK] for t in batch))
+        for chunk in chunks:
             outputs = self._adapted_query_outputs(algorithm, chunk)
             outputs = target.task_outputs(outputs, chunk.y_support, chunk.w_support)
             scores.append(target.query_scores(outputs, chunk.y_query, chunk.w_query))

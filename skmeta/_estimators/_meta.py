@@ -172,7 +172,7 @@ or task sampler
         meta = self.meta_params_.tree()
         n_tasks = self.meta_batch_size
         if isinstance(source, _tasks.FixedTasks):
-            n_tasks = min(n_tasks, source.padded.n_tasks)
+            n_tasks = min(n_tasks, source.n_tasks)
         relabel_to = self._relabel_to()
 
         def take_step(i: int) -> torch.Tensor:
