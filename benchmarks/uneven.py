@@ -89,8 +89,10 @@ def main() -> None:
         results[big_rows] = json.loads(output.stdout.strip().splitlines()[-1])
     import skmeta
 
-    print(f"skmeta from {os.path.dirname(skmeta.__file__)}; 300 tasks of 20 rows, "
-          f"{args.n_features} feature(s), fit {args.max_iter} steps, meta-batch 25, 1 thread")
+    print(
+        f"skmeta from {os.path.dirname(skmeta.__file__)}; 300 tasks of 20 rows, "
+        f"{args.n_features} feature(s), fit {args.max_iter} steps, meta-batch 25, 1 thread"
+    )
     for big_rows, row in results.items():
         label = f"+ one {big_rows}-row task" if big_rows else "small tasks only"
         print(

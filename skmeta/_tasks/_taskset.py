@@ -166,7 +166,6 @@ class TaskSet:
             ),
         )
 
-
     def to_rows(self, device: torch.device, shots: numbers.Real, *, stratify: bool) -> TaskRows:
         """The rows as long tensors on ``device``, padded per batch of tasks by
         :meth:`TaskRows.padded`: memory proportional to the rows."""
