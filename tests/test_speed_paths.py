@@ -176,3 +176,156 @@ def test_uneven_fit_and_score_run_and_stratified_rows_match_padding():
         b = new.split(torch.Generator().manual_seed(1), relabel_to=relabel_to)
         for x, y in zip(a, b):
             assert torch.equal(x, y)
+
+
+# ---------------------------------------------------------------- compile=True
+# Compile tests use cheap torch.compile backends ("aot_eager" traces the graph with
+# dynamo and its backward with AOTAutograd, as inductor does, without generating C++);
+# one test runs inductor itself. Deselect them with -m "not compile".
+AOT = {"backend": "aot_eager"}
+SMALL = dict(max_iter=1, meta_batch_size=3, hidden_layer_sizes=(8,), shots=2, random_state=0)
+GRADIENT_CASES = {
+    "MAML": lambda: MAMLRegressor(**SMALL),
+    "first-order MAML": lambda: MAMLRegressor(**SMALL, first_order=True),
+    "ANIL + Meta-SGD": lambda: MAMLRegressor(
+        **SMALL, adapt_params="head", learn_inner_lr="per-parameter"
+    ),
+    "MAML++ (LSLR + MSL)": lambda: MAMLRegressor(
+        **SMALL, inner_steps=2, learn_inner_lr="per-layer-per-step", multi_step_loss=5
+    ),
+    "MAMLClassifier": lambda: MAMLClassifier(**SMALL, inner_lr=0.3),
+    "ProtoNet": lambda: ProtoNetClassifier(**SMALL),
+    "Reptile": lambda: ReptileRegressor(**SMALL, inner_steps=2),
+}
+
+
+def one_step_both_ways(est, compile_options):
+    """An eager and a compiled outer step of ``est`` on the same meta-batch."""
+    from skmeta import _functional as fn
+    from skmeta._algorithms import Step
+
+    classification = est._target.classification
+    if classification:
+        tasks = FewShotDigits(3, 2, 3, split="meta-train").sample(3, random_state=0)
+    else:
+        tasks = SinusoidTasks(n_samples=8).sample(3, random_state=0)
+    est.fit(tasks)
+    taskset = read_tasks(est, tasks, reset=False, classification=classification)
+    padded = taskset.to_padded(est.device_, 2, stratify=classification)
+    batch = padded.split(torch.Generator().manual_seed(0))
+    net = fn.Network(est.module_, est._target.loss, dict(est.module_.named_buffers()))
+    meta = est.meta_params_.tree()
+    algorithm = est._algorithm(n_classes=est._training_classes())
+    step = Step(1, 0.25)
+    eager = algorithm.outer_step(net, meta, batch, step, est.batching_)
+    est.set_params(compile=compile_options)
+    compiled = est._outer_step(algorithm, net, meta, batch, step)
+    return eager, compiled
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize("name", sorted(GRADIENT_CASES))
+def test_compiled_outer_step_gives_the_eager_meta_gradient(name):
+    from torch._dynamo.backends.registry import lookup_backend
+
+    graphs = []
+
+    def counted_aot_eager(graph_module, example_inputs):  # proves the graph was compiled
+        graphs.append(graph_module)
+        return lookup_backend("aot_eager")(graph_module, example_inputs)
+
+    (loss, update), (compiled_loss, compiled_update) = one_step_both_ways(
+        GRADIENT_CASES[name](), {"backend": counted_aot_eager}
+    )
+    assert len(graphs) >= 1
+    torch.testing.assert_close(compiled_loss, loss)
+    assert update.keys() == compiled_update.keys() and update["init"]
+    for kind, tensors in update.items():
+        assert tensors.keys() == compiled_update[kind].keys()
+        for param, value in tensors.items():
+            torch.testing.assert_close(compiled_update[kind][param], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.compile
+def test_inductor_compiled_maml_matches_eager_and_does_not_recompile():
+    tasks = SinusoidTasks(n_samples=8).sample(6, random_state=0)
+    params = dict(max_iter=4, meta_batch_size=3, hidden_layer_sizes=(8,), shots=2, random_state=0)
+    eager = MAMLRegressor(**params).fit(tasks)
+    compiled = MAMLRegressor(**params, compile=True).fit(tasks)
+    assert compiled._compiled_cache.failure is None
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(compiled.score(tasks), eager.score(tasks), rtol=1e-5)
+
+
+@pytest.mark.compile
+def test_one_graph_serves_every_step():
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(len(example_inputs))
+        return graph_module.forward
+
+    tasks = SinusoidTasks(n_samples=8).sample(6, random_state=0)
+    est = MAMLRegressor(**{**SMALL, "meta_batch_size": 3}, compile={"backend": counting_backend})
+    est.fit(tasks)
+    compiled_once = len(graphs)
+    assert compiled_once >= 1
+    est.set_params(warm_start=True, max_iter=6).fit(tasks)
+    assert len(graphs) == compiled_once  # six more steps, no recompilation
+
+
+@pytest.mark.compile
+def test_compilation_failure_falls_back_to_eager_with_one_warning(monkeypatch):
+    tasks = SinusoidTasks(n_samples=8).sample(6, random_state=0)
+    params = {**SMALL, "max_iter": 4}
+    eager = MAMLRegressor(**params).fit(tasks)
+
+    def broken(function, **options):
+        raise RuntimeError("no C++ compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    est = MAMLRegressor(**params, compile=True)
+    with pytest.warns(UserWarning, match=r"torch.compile failed \(RuntimeError: no C\+\+") as w:
+        est.fit(tasks)
+        assert est.score(tasks) == eager.score(tasks)
+    assert len([x for x in w if "torch.compile" in str(x.message)]) == 1
+    assert est.loss_curve_ == eager.loss_curve_
+
+    # Failing when the compiled function runs (not when it is built) falls back the same way.
+    def fails_later(function, **options):
+        def run(*args):
+            raise torch._dynamo.exc.Unsupported("vmap of this op")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", fails_later)
+    est = MAMLRegressor(**params, compile=True)
+    with pytest.warns(UserWarning, match="torch.compile failed .*Unsupported") as w:
+        est.fit(tasks)
+    assert len([x for x in w if "torch.compile" in str(x.message)]) == 1
+    assert est.loss_curve_ == eager.loss_curve_
+
+
+@pytest.mark.compile
+def test_compile_option_survives_clone_pickle_and_grid_search():
+    import pickle
+
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    tasks = SinusoidTasks(n_samples=8).sample(6, random_state=0)
+    est = MAMLRegressor(**{**SMALL, "max_iter": 2}, compile={"backend": "eager"}).fit(tasks)
+    assert clone(est).get_params()["compile"] == {"backend": "eager"}
+    loaded = pickle.loads(pickle.dumps(est))
+    assert not hasattr(loaded, "_compiled_cache") and loaded.compile == {"backend": "eager"}
+    assert loaded.score(tasks) == est.score(tasks)  # rebuilt lazily on first use
+    assert loaded._compiled_cache.failure is None
+    search = GridSearchCV(est, {"compile": [False, {"backend": "eager"}]}, cv=2).fit(tasks)
+    assert [p["compile"] for p in search.cv_results_["params"]] == [False, {"backend": "eager"}]
+    scores = search.cv_results_["mean_test_score"]
+    np.testing.assert_allclose(scores[0], scores[1], rtol=1e-5)
+
+
+def test_bad_compile_value_is_rejected():
+    with pytest.raises(ValueError, match="compile must be True, False or a dict"):
+        MAMLRegressor(compile="yes").fit(SinusoidTasks(n_samples=8).sample(3, random_state=0))

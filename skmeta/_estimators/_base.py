@@ -21,8 +21,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .. import _compiled, _tasks
 from .. import _functional as fn
-from .. import _tasks
 from .._modules import MLP
 from .._persistence import PersistenceMixin
 from ._params import check_number, check_shots
@@ -266,15 +266,29 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
     def _adapted_query_outputs(self, algorithm, batch: _tasks.MetaBatch) -> torch.Tensor:
         """Outputs on each task's query rows after adapting on its support rows."""
         net, meta = self._network(), self.meta_params_.tree(detach=True)
-        adapt = lambda X, y, w: algorithm.adapt(net, meta, X, y, w)
-        predict = lambda adapted, X: algorithm.predict(net, meta, adapted, X)
+        module, loss_fn, batching = net.module, net.loss_fn, self.batching_
+
+        def adapt(buffers, meta, X, y, w):
+            network = fn.Network(module, loss_fn, buffers)
+            one_task = lambda X, y, w: algorithm.adapt(network, meta, X, y, w)
+            return fn.over_tasks(one_task, batching)(X, y, w)
+
+        def predict(buffers, meta, adapted, X):
+            network = fn.Network(module, loss_fn, buffers)
+            one_task = lambda adapted, X: algorithm.predict(network, meta, adapted, X)
+            return fn.over_tasks(one_task, batching)(adapted, X)
+
+        compiled = _compiled.compiled_for(self)
+        if compiled is not None:  # compile=True: both run through torch.compile
+            adapt = compiled.wrap(("adapt", algorithm, batching, module), adapt)
+            predict = compiled.wrap(("predict", algorithm, batching, module), predict)
         with torch.no_grad():
             with self._module_mode(algorithm.adapt_in_train_mode):
-                adapted = fn.over_tasks(adapt, self.batching_)(
-                    batch.X_support, batch.y_support, batch.w_support
+                adapted = adapt(
+                    net.buffers, meta, batch.X_support, batch.y_support, batch.w_support
                 )
             with self._module_mode(False):
-                return fn.over_tasks(predict, self.batching_)(adapted, batch.X_query)
+                return predict(net.buffers, meta, adapted, batch.X_query)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

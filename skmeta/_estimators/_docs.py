@@ -96,16 +96,30 @@ meta_batch_size : int, default=25
     "max_iter": """\
 max_iter : int, default=1000
     Outer steps of :meth:`fit`.""",
+    "compile": """\
+compile : bool or dict, default=False
+    Run the meta-training step and the batched adaptation of few-shot
+    :meth:`score` through :func:`torch.compile` (a dict: its keyword
+    arguments, e.g. ``{"mode": "max-autotune-no-cudagraphs"}``). The first
+    meta-step pays the compilation (seconds to minutes on a CPU); later
+    steps reuse the graph while the meta-batch keeps its shape. Results
+    equal the eager ones up to float rounding. If compilation fails, the
+    estimator warns once, naming the reason, and runs eagerly. Compiled
+    code is never pickled: it is rebuilt on first use after loading.""",
     "shots/regressor": """\
 shots : int or float, default=10
     Support rows per task (int) or their fraction (float in (0, 1)) for
     the support/query split of meta-training and scoring; the other rows
-    are the query set.""",
+    are the query set. In meta-training a task's query set is at most 500
+    rows per step (a fresh random subset each step), so that one large
+    task does not make every step pay for all its rows; scoring uses them all.""",
     "shots/classifier": """\
 shots : int or float, default=10
     Support rows per class (int) or the fraction of each class's rows
     (float in (0, 1)) in the support/query split of meta-training and
-    scoring; the other rows are the query set.""",
+    scoring; the other rows are the query set. In meta-training a task's
+    query set is at most 500 rows per step (a fresh random subset each
+    step); scoring uses them all.""",
     "task_col": """\
 task_col : str, default=None
     Name of a DataFrame column of ``X`` holding the task id; it is
