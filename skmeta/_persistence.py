@@ -173,6 +173,8 @@ class PersistenceMixin:
 
     def __getstate__(self):
         state = super().__getstate__()
+        # Compiled callables are never pickled: they are rebuilt on first use.
+        state = {k: v for k, v in state.items() if k != "_compiled_cache"}
         device = state.get("device_")
         if device is not None and device.type != "cpu":
             # Tensors travel on the CPU so the pickle loads anywhere; device_ records

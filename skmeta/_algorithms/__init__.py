@@ -11,7 +11,11 @@ meta-parameter tree ``{"init": params, kind: {name: tensor}}``, tensors):
 * ``predict(net, meta, adapted, X)``: outputs with an adapted state;
 * ``episode_loss(net, meta, batch, step, batching)``: the meta-loss of a
   meta-batch;
-* ``outer_step(...)``: ``(meta-loss, update)``, where ``outer_update`` says
+* ``outer_step(...)``: ``(meta-loss, update)``, in three parts so that the
+  middle one can be compiled: ``outer_inputs(step, batch)`` (the step's
+  tensors, e.g. MAML++'s loss weights), ``outer_core(net, meta, batch,
+  inputs, batching)`` (a pure function of tensors) and ``outer_finish(core,
+  meta, step)``; ``outer_update`` says
   whether the update is a meta-gradient for the outer optimizer
   (``"gradient"``) or an increment added to the meta-parameters
   (``"increment"``, Reptile);

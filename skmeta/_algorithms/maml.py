@@ -138,13 +138,21 @@ class MAML:
         return net(meta["init"] if adapted is None else adapted, X)
 
     # ---------------------------------------------------------------- meta-batch
-    def episode_loss(self, net: Network, meta: Tree, batch, step: Step, batching: str) -> Tensor:
-        """Mean over the meta-batch of each task's query loss after its inner loop."""
-        rule = self._rule(meta)
-        weights = None
+    def outer_inputs(self, step: Step, batch) -> tuple:
+        """The step-dependent tensors of :meth:`outer_core`: MAML++'s loss weights, or None."""
         if self.msl_iterations and self.inner_steps > 1 and step.iteration < self.msl_iterations:
             values = multi_step_weights(self.inner_steps, step.iteration, self.msl_iterations)
-            weights = batch[0].new_tensor(values)
+            return (batch[0].new_tensor(values),)
+        return (None,)
+
+    def episode_loss(self, net: Network, meta: Tree, batch, step: Step, batching: str) -> Tensor:
+        """Mean over the meta-batch of each task's query loss after its inner loop."""
+        return self.outer_core(net, meta, batch, self.outer_inputs(step, batch), batching)
+
+    def outer_core(self, net: Network, meta: Tree, batch, inputs: tuple, batching: str) -> Tensor:
+        """:meth:`episode_loss` with the step's tensors given (``torch.compile`` runs this)."""
+        (weights,) = inputs
+        rule = self._rule(meta)
 
         def one_task(X_s, y_s, w_s, X_q, y_q, w_q):
             path = inner_loop(
@@ -164,7 +172,11 @@ class MAML:
 
         return over_tasks(one_task, batching)(*batch).mean()
 
+    def outer_finish(self, loss: Tensor, meta: Tree, step: Step):
+        """``(meta-loss, meta-gradient)`` from :meth:`outer_core`'s loss."""
+        return loss, meta_gradient(loss, meta)
+
     def outer_step(self, net: Network, meta: Tree, batch, step: Step, batching: str):
         """``(meta-loss, meta-gradient)`` of one meta-batch."""
-        loss = self.episode_loss(net, meta, batch, step, batching)
-        return loss, meta_gradient(loss, meta)
+        loss = self.outer_core(net, meta, batch, self.outer_inputs(step, batch), batching)
+        return self.outer_finish(loss, meta, step)

@@ -64,8 +64,15 @@ class ProtoNet:
             raise ValueError("Prototypical Networks predict from prototypes: adapt first.")
         return distance_logits(net(meta["init"], X), adapted["prototypes"])
 
+    def outer_inputs(self, step: Step, batch) -> tuple:
+        return ()
+
     def episode_loss(self, net: Network, meta: Tree, batch, step: Step, batching: str) -> Tensor:
         """Mean over episodes of the query cross-entropy of the distance logits."""
+        return self.outer_core(net, meta, batch, (), batching)
+
+    def outer_core(self, net: Network, meta: Tree, batch, inputs: tuple, batching: str) -> Tensor:
+        """:meth:`episode_loss` (no step-dependent input; ``torch.compile`` runs this)."""
 
         def one_task(X_s, y_s, w_s, X_q, y_q, w_q):
             centres = prototypes(net(meta["init"], X_s), y_s, w_s, self.n_classes)
@@ -74,6 +81,8 @@ class ProtoNet:
 
         return over_tasks(one_task, batching)(*batch).mean()
 
-    def outer_step(self, net: Network, meta: Tree, batch, step: Step, batching: str):
-        loss = self.episode_loss(net, meta, batch, step, batching)
+    def outer_finish(self, loss: Tensor, meta: Tree, step: Step):
         return loss, meta_gradient(loss, meta)
+
+    def outer_step(self, net: Network, meta: Tree, batch, step: Step, batching: str):
+        return self.outer_finish(self.outer_core(net, meta, batch, (), batching), meta, step)

@@ -84,9 +84,20 @@ class Reptile:
         """Mean query loss of the tasks' solutions ``phi_i`` (what ``loss_curve_`` records)."""
         return self._solutions(net, meta, batch, batching)[1].mean()
 
+    def outer_inputs(self, step: Step, batch) -> tuple:
+        return ()
+
+    def outer_core(self, net: Network, meta: Tree, batch, inputs: tuple, batching: str):
+        """The tasks' solutions and query losses (``torch.compile`` runs this)."""
+        return self._solutions(net, meta, batch, batching)
+
     def outer_step(self, net: Network, meta: Tree, batch, step: Step, batching: str):
         """``(meta-loss, {"init": eps * mean_i(phi_i - theta)})``."""
-        solutions, losses = self._solutions(net, meta, batch, batching)
+        return self.outer_finish(self._solutions(net, meta, batch, batching), meta, step)
+
+    def outer_finish(self, core, meta: Tree, step: Step):
+        """The outer update from :meth:`outer_core`'s solutions, with this step's ``eps``."""
+        solutions, losses = core
         eps = self.step_size(step)
         with torch.no_grad():
             increment = {

@@ -23,8 +23,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .. import _compiled, _tasks
 from .. import _functional as fn
-from .. import _tasks
 from .._modules import MLP
 from .._persistence import PersistenceMixin
 from .._random import OwnGenerator, own_randomness
@@ -387,14 +387,14 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         modes = {self._algorithm_class.adapt_in_train_mode, False}
         self._check_padding_invisible(taskset, modes=modes)
         target = self._target
-        padded = taskset.to_padded(self.device_, self.shots, stratify=target.classification)
         generator, _ = self._rngs(self._draw_seed(), stream=0)
-        batch = padded.split(generator)
+        chunks = _tasks.score_batches(
+            taskset, self.device_, self.shots, target.classification, generator, self._SCORE_CHUNK
+        )
         n_classes = max(map(len, taskset.classes)) if target.classification else None
         algorithm = self._algorithm(n_classes=n_classes)
         scores, finite = [], []
-        for start in range(0, padded.n_tasks, self._SCORE_CHUNK):
-            chunk = _tasks.MetaBatch(*(t[start : start + self._SCORE_CHUNK] for t in batch))
+        for chunk in chunks:
             with self._randomness(generator):
                 outputs = self._adapted_query_outputs(algorithm, chunk)
             finite.append(torch.isfinite(outputs).all())
@@ -408,16 +408,30 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
 
     def _adapted_query_outputs(self, algorithm, batch: _tasks.MetaBatch) -> torch.Tensor:
         """Outputs on each task's query rows after adapting on its support rows."""
-        meta = self.meta_params_.tree(detach=True)
+        # This thread's module copy: its mode is set for each half below.
         net = self._network(training=algorithm.adapt_in_train_mode)
-        adapt = lambda X, y, w: algorithm.adapt(net, meta, X, y, w)
+        meta = self.meta_params_.tree(detach=True)
+        module, loss_fn, batching = net.module, net.loss_fn, self.batching_
+
+        def adapt(buffers, meta, X, y, w):
+            network = fn.Network(module, loss_fn, buffers)
+            one_task = lambda X, y, w: algorithm.adapt(network, meta, X, y, w)
+            return fn.over_tasks(one_task, batching)(X, y, w)
+
+        def predict(buffers, meta, adapted, X):
+            network = fn.Network(module, loss_fn, buffers)
+            one_task = lambda adapted, X: algorithm.predict(network, meta, adapted, X)
+            return fn.over_tasks(one_task, batching)(adapted, X)
+
+        compiled = _compiled.compiled_for(self)
+        if compiled is not None:  # compile=True: both run through torch.compile
+            adapt = compiled.wrap(("adapt", algorithm, batching, module), adapt)
+            predict = compiled.wrap(("predict", algorithm, batching, module), predict)
         with torch.no_grad():
-            adapted = fn.over_tasks(adapt, self.batching_)(
-                batch.X_support, batch.y_support, batch.w_support
-            )
-            net = self._network(training=False)
-            predict = lambda adapted, X: algorithm.predict(net, meta, adapted, X)
-            return fn.over_tasks(predict, self.batching_)(adapted, batch.X_query)
+            module.train(algorithm.adapt_in_train_mode)
+            adapted = adapt(net.buffers, meta, batch.X_support, batch.y_support, batch.w_support)
+            module.train(False)
+            return predict(net.buffers, meta, adapted, batch.X_query)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

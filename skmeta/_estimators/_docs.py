@@ -96,12 +96,25 @@ meta_batch_size : int, default=25
     "max_iter": """\
 max_iter : int, default=1000
     Outer steps of :meth:`fit`.""",
+    "compile": """\
+compile : bool or dict, default=False
+    Run the meta-training step and the batched adaptation of few-shot
+    :meth:`score` through :func:`torch.compile` (a dict: its keyword
+    arguments, e.g. ``{"mode": "max-autotune-no-cudagraphs"}``). The first
+    meta-step pays the compilation (seconds to minutes on a CPU); later
+    steps reuse the graph while the meta-batch keeps its shape. Results
+    equal the eager ones up to float rounding. If compilation fails, the
+    estimator warns once, naming the reason, and runs eagerly. Compiled
+    code is never pickled: it is rebuilt on first use after loading.""",
     "shots/regressor": """\
 shots : "auto", int or float, default="auto"
     Support rows per task (int) or their fraction (float in (0, 1)) for
     the support/query split of meta-training and scoring; the other rows
     are the query set. ``"auto"``: ``min(10, n_rows - 1)`` rows of each
-    task, so that every task of 2 rows or more leaves a query row.""",
+    task, so that every task of 2 rows or more leaves a query row.
+    In meta-training a task's query set is at most 500 rows per step (a
+    fresh random subset each step), so that one large task does not make
+    every step pay for all its rows; scoring uses them all.""",
     "shots/classifier": """\
 shots : "auto", int or float, default="auto"
     Support rows per class (int) or the fraction of each class's rows
@@ -109,7 +122,9 @@ shots : "auto", int or float, default="auto"
     scoring; the other rows are the query set. ``"auto"``: the same
     number ``k = min(10, n_smallest_class - 1)`` (at least 1) of rows of
     every class of a task, so that every class keeps a query row when it
-    has two rows or more.""",
+    has two rows or more.
+    In meta-training a task's query set is at most 500 rows per step (a
+    fresh random subset each step); scoring uses them all.""",
     "task_col": """\
 task_col : str, default=None
     Name of a DataFrame column of ``X`` holding the task id; it is

@@ -53,6 +53,7 @@ class MAMLEstimator(MetaTrainedEstimator):
         meta_lr=1e-3,
         meta_batch_size=25,
         max_iter=1000,
+        compile=False,
         shots="auto",
         task_col=None,
         device="cpu",
@@ -141,6 +142,7 @@ _MAML_PARAMETERS = [
     "meta_lr",
     "meta_batch_size",
     "max_iter",
+    "compile",
 ]
 _MAML_SUMMARY = """\
 Meta-trains the initialisation of a network so that a few gradient steps on

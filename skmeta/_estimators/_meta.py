@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import _compiled, _tasks, _training
 from .. import _functional as fn
-from .. import _tasks, _training
 from .._algorithms import Step
 from .._meta_parameters import MetaParameters
 from ._base import TaskEstimator
@@ -31,6 +31,7 @@ class MetaTrainedEstimator(TaskEstimator):
         self._check_common_params()
         check_number("meta_batch_size", self.meta_batch_size, integer=True)
         check_number("max_iter", self.max_iter, integer=True)
+        _compiled.check_compile(self.compile)
 
     def _divergence_hint(self) -> str:
         raise NotImplementedError
@@ -160,6 +161,7 @@ or task sampler
                 self.optimizer_ = torch.optim.Adam(self.meta_params_.parameters(), lr=self.meta_lr)
             self.loss_curve_ = []
             self.batching_ = None
+            setattr(self, _compiled.CACHE_ATTRIBUTE, None)  # compiled for the old module
         else:
             self._check_same_meta_parameters(algorithm)
         if self.optimizer_ is not None:
@@ -189,13 +191,28 @@ or task sampler
         """Hook: Prototypical Networks fit on one task adapt to it, to predict as a plain
         classifier."""
 
+    def _outer_step(self, algorithm, net: fn.Network, meta, batch, step: Step):
+        """``algorithm.outer_step``, its ``outer_core`` compiled when ``compile`` is on."""
+        compiled = _compiled.compiled_for(self)
+        if compiled is None:
+            return algorithm.outer_step(net, meta, batch, step, self.batching_)
+        module, loss_fn, batching = net.module, net.loss_fn, self.batching_
+
+        def core(buffers, meta, batch, inputs):
+            network = fn.Network(module, loss_fn, buffers)
+            return algorithm.outer_core(network, meta, batch, inputs, batching)
+
+        core = compiled.wrap(("outer", algorithm, batching, module, module.training), core)
+        result = core(net.buffers, meta, batch, algorithm.outer_inputs(step, batch))
+        return algorithm.outer_finish(result, meta, step)
+
     def _run_outer_steps(self, algorithm, source, n_steps, schedule_start, generator, rng):
         module = self.module_
         net = fn.Network(module, self._target.loss, dict(module.named_buffers()))
         meta = self.meta_params_.tree()
         n_tasks = self.meta_batch_size
         if isinstance(source, _tasks.FixedTasks):
-            n_tasks = min(n_tasks, source.padded.n_tasks)
+            n_tasks = min(n_tasks, source.n_tasks)
         relabel_to = self._relabel_to()
 
         def take_step(i: int) -> torch.Tensor:
@@ -205,7 +222,7 @@ or task sampler
                 small = _tasks.MetaBatch(*(t[:2] for t in batch))
                 probe = lambda batching: algorithm.episode_loss(net, meta, small, step, batching)
                 self.batching_ = fn.choose_batching(module, probe)
-            loss, update = algorithm.outer_step(net, meta, batch, step, self.batching_)
+            loss, update = self._outer_step(algorithm, net, meta, batch, step)
             _training.apply_update(meta, update, algorithm.outer_update, self.optimizer_)
             return loss.detach()
 

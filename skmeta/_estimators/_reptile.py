@@ -27,6 +27,7 @@ class ReptileEstimator(MetaTrainedEstimator):
         outer_step_size=1.0,
         meta_batch_size=25,
         max_iter=1000,
+        compile=False,
         shots="auto",
         task_col=None,
         device="cpu",
@@ -79,6 +80,7 @@ _REPTILE_PARAMETERS = [
     "outer_step_size",
     "meta_batch_size",
     "max_iter",
+    "compile",
 ]
 _REPTILE_ATTRIBUTES = [a for a in META_TRAINED_ATTRIBUTES if a != "optimizer_"]
 _REPTILE_SUMMARY = """\

@@ -16,14 +16,16 @@ from ._readers import (
     read_task,
     read_tasks,
 )
-from ._sources import FixedTasks, SampledTasks
-from ._taskset import MetaBatch, PaddedTasks, TaskSet, task_name
+from ._sources import FixedTasks, SampledTasks, score_batches
+from ._taskset import MAX_QUERY_ROWS, MetaBatch, PaddedTasks, TaskRows, TaskSet, task_name
 
 __all__ = [
     "FixedTasks",
     "MetaBatch",
+    "MAX_QUERY_ROWS",
     "PaddedTasks",
     "SampledTasks",
+    "TaskRows",
     "TaskSet",
     "draw_tasks",
     "has_tasks",
@@ -32,5 +34,6 @@ __all__ = [
     "read_features",
     "read_task",
     "read_tasks",
+    "score_batches",
     "task_name",
 ]

@@ -8,23 +8,43 @@ import numpy as np
 import torch
 
 from ._readers import draw_tasks
-from ._taskset import MetaBatch, PaddedTasks, TaskSet
+from ._taskset import MAX_QUERY_ROWS, MetaBatch, PaddedTasks, TaskSet
 
 
 class FixedTasks:
-    """Meta-batches drawn from a fixed TaskSet held on the device."""
+    """Meta-batches drawn from a fixed TaskSet held on the device.
+
+    Tasks of one size are padded once (a reshape of the rows); tasks of
+    unequal sizes stay long and each meta-batch is padded to its own largest
+    task, with at most :data:`MAX_QUERY_ROWS` query rows per task.
+    """
 
     def __init__(self, taskset: TaskSet, device, shots, *, stratify: bool):
         self.taskset = taskset
-        self.padded = taskset.to_padded(device, shots, stratify=stratify)
+        sizes = taskset.sizes
+        self.padded = self.rows = None
+        if (sizes == sizes[0]).all():
+            self.padded = taskset.to_padded(
+                device, shots, stratify=stratify, max_query=MAX_QUERY_ROWS
+            )
+        else:
+            self.rows = taskset.to_rows(device, shots, stratify=stratify)
+
+    @property
+    def n_tasks(self) -> int:
+        return self.taskset.n_tasks
 
     def next_batch(self, n_tasks: int, generator, rng, *, relabel_to=None) -> MetaBatch:
-        n_total = self.padded.n_tasks
+        n_total = self.n_tasks
         tasks = None
         if n_tasks < n_total:
             tasks = torch.randperm(n_total, generator=generator, device=generator.device)
             tasks = tasks[:n_tasks]
-        return self.padded.split(generator, tasks, relabel_to=relabel_to)
+        if self.padded is not None:
+            return self.padded.split(generator, tasks, relabel_to=relabel_to)
+        tasks = np.arange(n_total) if tasks is None else tasks.cpu().numpy()
+        padded = self.rows.padded(tasks, max_query=MAX_QUERY_ROWS)
+        return padded.split(generator, relabel_to=relabel_to)
 
 
 class SampledTasks:
@@ -74,8 +94,13 @@ class SampledTasks:
         key, layout = (taskset.n_tasks, width), None
         if not self.stratify and (sizes == width).all():
             layout = self._layouts.get(key)
+        if not (sizes == width).all():  # unequal sizes: pad to this draw's largest task
+            rows = taskset.to_rows(self.device, self.shots, stratify=self.stratify)
+            return rows.padded(np.arange(taskset.n_tasks), max_query=MAX_QUERY_ROWS)
         if layout is None:
-            padded = taskset.to_padded(self.device, self.shots, stratify=self.stratify)
+            padded = taskset.to_padded(
+                self.device, self.shots, stratify=self.stratify, max_query=MAX_QUERY_ROWS
+            )
             if padded.uniform:
                 self._layouts[key] = padded
             return padded
@@ -85,3 +110,22 @@ class SampledTasks:
             X=as_tensor(taskset.X.reshape(taskset.n_tasks, width, -1)),
             y=as_tensor(taskset.y.reshape(taskset.n_tasks, width)),
         )
+
+
+def score_batches(taskset: TaskSet, device, shots, stratify: bool, generator, chunk: int):
+    """Support/query splits of every task for few-shot scoring, in batches of at most ``chunk``.
+
+    Tasks of one size are split at once and cut into chunks; tasks of
+    unequal sizes are grouped by size (:meth:`TaskRows.batches`) and each
+    group is padded to its own largest task, so one large task pads no
+    small one. Every query row is used.
+    """
+    sizes = taskset.sizes
+    if (sizes == sizes[0]).all():
+        batch = taskset.to_padded(device, shots, stratify=stratify).split(generator)
+        for start in range(0, taskset.n_tasks, chunk):
+            yield MetaBatch(*(t[start : start + chunk] for t in batch))
+        return
+    rows = taskset.to_rows(device, shots, stratify=stratify)
+    for tasks in rows.batches(chunk):
+        yield rows.padded(tasks).split(generator)

@@ -2,6 +2,12 @@
 the vectorised inner loop, zero-padded tensors on the device (:class:`PaddedTasks`)
 from which support/query splits (:class:`MetaBatch`) are drawn without leaving
 the device.
+
+Tasks of one size are padded once (a reshape). Tasks of unequal sizes stay
+long on the device (:class:`TaskRows`) and are padded per meta-batch, to the
+largest task *of that batch*; in meta-training a task's query set is capped
+at :data:`MAX_QUERY_ROWS` rows per step, so the cost of a step follows the
+rows it uses, not the largest task of the task set.
 """
 
 from __future__ import annotations
@@ -12,6 +18,13 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+
+# Query rows a task contributes to one meta-training step, at most: a fresh random
+# subset of its other rows at every step. Few-shot benchmarks use fewer (5-way
+# 15-query: 75; 20-way 15-query: 300), so they are unaffected; a 10,000-row task
+# among small ones no longer makes every step pay for its 10,000 rows. Scoring
+# (and adapt) use every row.
+MAX_QUERY_ROWS = 500
 
 
 class MetaBatch(NamedTuple):
@@ -133,9 +146,18 @@ class TaskSet:
         return quota
 
     def to_padded(
-        self, device: torch.device, shots: numbers.Real, *, stratify: bool
+        self,
+        device: torch.device,
+        shots: numbers.Real,
+        *,
+        stratify: bool,
+        max_query: int | None = None,
     ) -> PaddedTasks:
-        """Zero-padded tensors on ``device``, ready for support/query draws."""
+        """Zero-padded tensors on ``device``, ready for support/query draws.
+
+        ``max_query`` caps the query rows drawn per task (None: all the
+        others). For tasks of unequal sizes, :meth:`to_rows` pads per batch instead.
+        """
         quota = self.support_quota(shots, stratify=stratify)
         sizes = self.sizes
         n_tasks, width = self.n_tasks, int(sizes.max())
@@ -163,11 +185,103 @@ class TaskSet:
             quota=as_tensor(quota),
             lengths=as_tensor(sizes.astype(np.int64)),
             n_support_max=int(n_support.max()),
-            n_query_max=int((sizes - n_support).max()),
+            n_query_max=_capped(int((sizes - n_support).max()), max_query),
             uniform=bool(
                 not stratify and (sizes == width).all() and (n_support == n_support[0]).all()
             ),
         )
+
+    def to_rows(self, device: torch.device, shots: numbers.Real, *, stratify: bool) -> TaskRows:
+        """The rows as long tensors on ``device``, padded per batch of tasks by
+        :meth:`TaskRows.padded`: memory proportional to the rows."""
+        quota = self.support_quota(shots, stratify=stratify)
+        sizes = self.sizes
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        strata = self.y if stratify else np.zeros(len(self.y), dtype=np.int64)
+        return TaskRows(
+            X=as_tensor(self.X),
+            y=as_tensor(self.y),
+            strata=as_tensor(strata.astype(np.int64, copy=False)),
+            quota=as_tensor(quota),
+            sizes=sizes,
+            n_support=quota.sum(axis=1),
+            offsets=np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
+        )
+
+
+def _capped(n_query: int, max_query: int | None) -> int:
+    return n_query if max_query is None else min(n_query, int(max_query))
+
+
+@dataclass
+class TaskRows:
+    """Tasks as long tensors on one device, zero-padded per batch of tasks.
+
+    ``X`` and ``y`` stay long; :meth:`padded` returns a :class:`PaddedTasks`
+    for some tasks that is padded to the largest of *those* tasks and that
+    gathers only the rows a split draws.
+    """
+
+    X: torch.Tensor  # (n_rows, n_features)
+    y: torch.Tensor  # (n_rows,)
+    strata: torch.Tensor  # (n_rows,): class code, or 0 for regression
+    quota: torch.Tensor  # (n_tasks, n_strata + 1)
+    sizes: np.ndarray  # (n_tasks,) rows per task, on the host
+    n_support: np.ndarray  # (n_tasks,) support rows per task, on the host
+    offsets: np.ndarray  # (n_tasks,) first row of each task, on the host
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.sizes)
+
+    def padded(self, tasks: np.ndarray, *, max_query: int | None = None) -> PaddedTasks:
+        """``tasks`` (host indices) padded to the largest of them, for :meth:`PaddedTasks.split`.
+
+        Only the sort keys of the split, ``(len(tasks), width)`` integers, are
+        padded here; the features of the drawn rows are gathered by the split.
+        """
+        device = self.X.device
+        sizes = self.sizes[tasks]
+        width = int(sizes.max())
+        index = torch.from_numpy(np.asarray(tasks, dtype=np.int64)).to(device)
+        lengths = torch.from_numpy(sizes.astype(np.int64)).to(device)
+        offsets = torch.from_numpy(self.offsets[tasks]).to(device)
+        positions = torch.arange(width, device=device)
+        real = positions < lengths[:, None]
+        rows = torch.where(real, offsets[:, None] + positions, 0)
+        pad_stratum = self.quota.shape[1] - 1
+        n_support = self.n_support[tasks]
+        return PaddedTasks(
+            X=self.X,
+            y=self.y,
+            strata=torch.where(real, self.strata[rows], pad_stratum),
+            quota=self.quota[index],
+            lengths=lengths,
+            n_support_max=int(n_support.max()),
+            n_query_max=_capped(int((sizes - n_support).max()), max_query),
+            offsets=offsets,
+        )
+
+    def batches(self, chunk: int):
+        """Host index arrays of tasks of similar sizes, at most ``chunk`` tasks each.
+
+        Tasks sorted by size are cut into runs whose largest task has at most
+        twice the rows of the smallest (or ``chunk`` tasks), so padding at most
+        doubles the rows of each run and one large task pads no small one.
+        """
+        order = np.argsort(self.sizes, kind="stable")
+        start = 0
+        while start < len(order):
+            stop = start + 1
+            smallest = self.sizes[order[start]]
+            while (
+                stop < len(order)
+                and stop - start < chunk
+                and self.sizes[order[stop]] <= 2 * smallest
+            ):
+                stop += 1
+            yield order[start:stop]
+            start = stop
 
 
 @dataclass
@@ -188,6 +302,9 @@ class PaddedTasks:
     # One stratum, no padding, the same support size everywhere (known on the host
     # when the tasks are padded): split is then a random permutation per task.
     uniform: bool = False
+    # Set by TaskRows.padded: X and y are then long (n_rows, ...) and a task's
+    # row at position p is offsets[t] + p; only the drawn rows are gathered.
+    offsets: torch.Tensor | None = None
 
     @property
     def n_tasks(self) -> int:
@@ -226,6 +343,10 @@ class PaddedTasks:
             that output units carry no class identity across tasks.
         """
         X, y, strata, quota, lengths = self.X, self.y, self.strata, self.quota, self.lengths
+        if self.offsets is not None:
+            if tasks is not None:
+                raise ValueError("Select the tasks with TaskRows.padded.")
+            return self._split_rows(generator, relabel_to)
         if tasks is not None:
             X, y, strata, quota, lengths = (
                 X[tasks],
@@ -267,6 +388,48 @@ class PaddedTasks:
             X_query=X[batch_index, query_rows],
             y_query=y[batch_index, query_rows],
             w_query=(query_pos < lengths[:, None]).to(dtype),
+        )
+
+    def _split_rows(self, generator: torch.Generator, relabel_to: int | None) -> MetaBatch:
+        """``split`` of tasks held as long rows: the same draw as for padded
+        tensors, then only the support and query rows are gathered."""
+        strata, quota, lengths = self.strata, self.quota, self.lengths
+        n_batch, width = strata.shape
+        device = strata.device
+        positions = torch.arange(width, device=device)
+        keys = torch.rand((n_batch, width), generator=generator, device=device)
+        if quota.shape[1] == 2:
+            order = torch.argsort(strata.to(keys.dtype) + keys, dim=1)
+        else:
+            order = self._stratified_order(strata, quota, keys, positions)
+        n_support = quota.sum(dim=1, keepdim=True)
+        support_pos = positions[: self.n_support_max].expand(n_batch, -1)
+        query_pos = n_support + torch.arange(self.n_query_max, device=device)
+        injection = None
+        if relabel_to is not None:
+            injection = torch.argsort(
+                torch.rand((n_batch, relabel_to), generator=generator, device=device), dim=1
+            )
+
+        def take(pos, real):
+            rows = order.gather(1, pos.clamp(max=width - 1))
+            rows = torch.where(real, self.offsets[:, None] + rows, 0)
+            X = torch.where(real[..., None], self.X[rows], 0.0)
+            y = torch.where(real, self.y[rows], 0)
+            return X, (y if injection is None else injection.gather(1, y))
+
+        w_support = support_pos < n_support
+        w_query = query_pos < lengths[:, None]
+        X_support, y_support = take(support_pos, w_support)
+        X_query, y_query = take(query_pos, w_query)
+        dtype = self.X.dtype
+        return MetaBatch(
+            X_support=X_support,
+            y_support=y_support,
+            w_support=w_support.to(dtype),
+            X_query=X_query,
+            y_query=y_query,
+            w_query=w_query.to(dtype),
         )
 
     def _split_uniform(self, X, y, generator: torch.Generator) -> MetaBatch:

@@ -1,0 +1,331 @@
+"""Speed paths: padding per meta-batch and per score group, the query cap per
+step, and the compiled meta-step (``compile=True``) against the eager one."""
+
+import numpy as np
+import pytest
+import torch
+
+from skmeta import MAMLClassifier, MAMLRegressor, ProtoNetClassifier, ReptileRegressor
+from skmeta._tasks import MAX_QUERY_ROWS, FixedTasks, read_tasks, score_batches
+from skmeta.datasets import FewShotDigits, SinusoidTasks
+
+META = dict(max_iter=6, meta_batch_size=4, hidden_layer_sizes=(16,), random_state=0, shots=2)
+
+# loss_curve_ and few-shot score of each case on equal-size tasks, recorded from
+# the code before padding per meta-batch (commit a63352f): it must change nothing.
+RECORDED = {
+    "maml": (
+        [
+            8.694363594055176,
+            2.918313503265381,
+            8.482478141784668,
+            5.567366123199463,
+            5.325872421264648,
+            5.117977142333984,
+        ],
+        -0.24141207337379456,
+    ),
+    "maml_all_tasks": (
+        [
+            6.371030807495117,
+            6.089663028717041,
+            6.483598232269287,
+            6.31682825088501,
+            6.063901424407959,
+            5.454345226287842,
+        ],
+        -0.2409164011478424,
+    ),
+    "mamlpp": (
+        [
+            8.787303924560547,
+            3.017754077911377,
+            8.802948951721191,
+            5.456396579742432,
+            5.5946455001831055,
+            5.0226874351501465,
+        ],
+        -0.24898234009742737,
+    ),
+    "reptile": (
+        [
+            10.03055191040039,
+            3.4780001640319824,
+            8.635212898254395,
+            4.782615661621094,
+            8.671706199645996,
+            4.321402549743652,
+        ],
+        -0.5435683727264404,
+    ),
+    "maml_clf": (
+        [
+            1.0686628818511963,
+            1.0556873083114624,
+            1.0411807298660278,
+            1.0246912240982056,
+            1.0513782501220703,
+            1.0263030529022217,
+        ],
+        0.444444477558136,
+    ),
+    "protonet": (
+        [
+            0.9033433198928833,
+            0.888674259185791,
+            0.875085711479187,
+            0.8200676441192627,
+            0.6950562596321106,
+            0.6939088106155396,
+        ],
+        0.855555534362793,
+    ),
+}
+
+
+def recorded_case(name):
+    reg = SinusoidTasks(n_samples=12).sample(10, random_state=0)
+    clf = FewShotDigits(3, 2, 3, split="meta-train").sample(10, random_state=0)
+    return {
+        "maml": (MAMLRegressor(**META), reg),
+        "maml_all_tasks": (MAMLRegressor(**{**META, "meta_batch_size": 20}), reg),
+        "mamlpp": (
+            MAMLRegressor(
+                **META, inner_steps=2, learn_inner_lr="per-layer-per-step", multi_step_loss=True
+            ),
+            reg,
+        ),
+        "reptile": (ReptileRegressor(**META), reg),
+        "maml_clf": (MAMLClassifier(**META, inner_lr=0.3), clf),
+        "protonet": (ProtoNetClassifier(**META), clf),
+    }[name]
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_equal_size_tasks_give_the_recorded_losses_and_scores(name):
+    est, tasks = recorded_case(name)
+    est.fit(tasks)
+    losses, score = RECORDED[name]
+    assert [float(np.float32(v)) for v in est.loss_curve_] == losses
+    assert est.score(tasks) == score
+
+
+def uneven_tasks(sizes, n_features=2, seed=0):
+    rng = np.random.RandomState(seed)
+    return [(rng.randn(n, n_features), rng.randn(n)) for n in sizes]
+
+
+def test_meta_batch_is_padded_to_its_own_largest_task():
+    sizes = [12] * 9 + [3000]
+    taskset = read_tasks(MAMLRegressor(), uneven_tasks(sizes), reset=True)
+    source = FixedTasks(taskset, torch.device("cpu"), 4, stratify=False)
+    assert source.padded is None  # unequal sizes: no task-set-wide padding
+    assert source.rows.X.shape == (sum(sizes), 2)  # held as long rows: memory follows the data
+    generator = torch.Generator().manual_seed(0)
+    seen_big = seen_small = False
+    for _ in range(30):
+        state = generator.get_state()
+        chosen = torch.randperm(10, generator=generator)[:3].tolist()
+        generator.set_state(state)
+        batch = source.next_batch(3, generator, None)
+        n_query = max(sizes[t] for t in chosen) - 4
+        assert batch.X_support.shape == (3, 4, 2)
+        assert batch.X_query.shape == (3, min(n_query, MAX_QUERY_ROWS), 2)
+        assert batch.w_query.sum(1).tolist() == [min(sizes[t] - 4, MAX_QUERY_ROWS) for t in chosen]
+        seen_big |= 9 in chosen
+        seen_small |= 9 not in chosen
+    assert seen_big and seen_small
+    # Without the big task a batch is (3, 8) rows; with it, the query cap holds it to 500.
+    assert MAX_QUERY_ROWS == 500
+
+
+def test_the_query_cap_draws_a_fresh_random_subset_of_a_big_task():
+    tasks = uneven_tasks([10, 10, 2000])
+    taskset = read_tasks(MAMLRegressor(), tasks, reset=True)
+    source = FixedTasks(taskset, torch.device("cpu"), 5, stratify=False)
+    a = source.next_batch(3, torch.Generator().manual_seed(0), None)
+    b = source.next_batch(3, torch.Generator().manual_seed(1), None)
+    assert a.y_query.shape == (3, MAX_QUERY_ROWS)
+    big_y = set(np.float32(tasks[2][1]).tolist())
+    drawn_a, drawn_b = set(a.y_query[2].tolist()), set(b.y_query[2].tolist())
+    assert drawn_a <= big_y and len(drawn_a) == MAX_QUERY_ROWS and drawn_a != drawn_b
+    assert set(a.y_support[2].tolist()).isdisjoint(drawn_a)
+
+
+def test_score_groups_tasks_by_size_and_uses_every_query_row():
+    sizes = [20] * 7 + [35, 1000]
+    taskset = read_tasks(MAMLRegressor(), uneven_tasks(sizes), reset=True)
+    chunks = list(score_batches(taskset, torch.device("cpu"), 5, False, torch.Generator(), 4))
+    shapes = [tuple(c.X_query.shape) for c in chunks]
+    assert shapes == [(4, 15, 2), (4, 30, 2), (1, 995, 2)]
+    assert sum(c.w_query.sum().item() for c in chunks) == sum(sizes) - 5 * len(sizes)
+
+
+def test_uneven_fit_and_score_run_and_stratified_rows_match_padding():
+    rng = np.random.RandomState(0)
+    tasks = [(rng.randn(n, 3), np.arange(n) % 3) for n in (9, 15, 30, 12, 600)]
+    clf = MAMLClassifier(**{**META, "meta_batch_size": 3}, inner_lr=0.3).fit(tasks)
+    assert len(clf.loss_curve_) == 6 and np.isfinite(clf.loss_curve_).all()
+    assert 0.0 <= clf.score(tasks) <= 1.0
+    # Long rows padded per batch draw exactly the split of the task-set-wide padding.
+    taskset = read_tasks(MAMLRegressor(), tasks, reset=True, classification=True)
+    old = taskset.to_padded(torch.device("cpu"), 2, stratify=True)
+    new = taskset.to_rows(torch.device("cpu"), 2, stratify=True).padded(np.arange(5))
+    for relabel_to in (None, 4):
+        a = old.split(torch.Generator().manual_seed(1), relabel_to=relabel_to)
+        b = new.split(torch.Generator().manual_seed(1), relabel_to=relabel_to)
+        for x, y in zip(a, b):
+            assert torch.equal(x, y)
+
+
+# ---------------------------------------------------------------- compile=True
+# Compile tests use cheap torch.compile backends ("aot_eager" traces the graph with
+# dynamo and its backward with AOTAutograd, as inductor does, without generating C++);
+# one test runs inductor itself. Deselect them with -m "not compile".
+AOT = {"backend": "aot_eager"}
+SMALL = dict(max_iter=1, meta_batch_size=3, hidden_layer_sizes=(8,), shots=2, random_state=0)
+GRADIENT_CASES = {
+    "MAML": lambda: MAMLRegressor(**SMALL),
+    "first-order MAML": lambda: MAMLRegressor(**SMALL, first_order=True),
+    "ANIL + Meta-SGD": lambda: MAMLRegressor(
+        **SMALL, adapt_params="head", learn_inner_lr="per-parameter"
+    ),
+    "MAML++ (LSLR + MSL)": lambda: MAMLRegressor(
+        **SMALL, inner_steps=2, learn_inner_lr="per-layer-per-step", multi_step_loss=5
+    ),
+    "MAMLClassifier": lambda: MAMLClassifier(**SMALL, inner_lr=0.3),
+    "ProtoNet": lambda: ProtoNetClassifier(**SMALL),
+    "Reptile": lambda: ReptileRegressor(**SMALL, inner_steps=2),
+}
+
+
+def one_step_both_ways(est, compile_options):
+    """An eager and a compiled outer step of ``est`` on the same meta-batch."""
+    from skmeta import _functional as fn
+    from skmeta._algorithms import Step
+
+    classification = est._target.classification
+    if classification:
+        tasks = FewShotDigits(3, 2, 3, split="meta-train").sample(3, random_state=0)
+    else:
+        tasks = SinusoidTasks(n_samples=8).sample(3, random_state=0)
+    est.fit(tasks)
+    taskset = read_tasks(est, tasks, reset=False, classification=classification)
+    padded = taskset.to_padded(est.device_, 2, stratify=classification)
+    batch = padded.split(torch.Generator().manual_seed(0))
+    net = fn.Network(est.module_, est._target.loss, dict(est.module_.named_buffers()))
+    meta = est.meta_params_.tree()
+    algorithm = est._algorithm(n_classes=est._training_classes())
+    step = Step(1, 0.25)
+    eager = algorithm.outer_step(net, meta, batch, step, est.batching_)
+    est.set_params(compile=compile_options)
+    compiled = est._outer_step(algorithm, net, meta, batch, step)
+    return eager, compiled
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize("name", sorted(GRADIENT_CASES))
+def test_compiled_outer_step_gives_the_eager_meta_gradient(name):
+    from torch._dynamo.backends.registry import lookup_backend
+
+    graphs = []
+
+    def counted_aot_eager(graph_module, example_inputs):  # proves the graph was compiled
+        graphs.append(graph_module)
+        return lookup_backend("aot_eager")(graph_module, example_inputs)
+
+    (loss, update), (compiled_loss, compiled_update) = one_step_both_ways(
+        GRADIENT_CASES[name](), {"backend": counted_aot_eager}
+    )
+    assert len(graphs) >= 1
+    torch.testing.assert_close(compiled_loss, loss)
+    assert update.keys() == compiled_update.keys() and update["init"]
+    for kind, tensors in update.items():
+        assert tensors.keys() == compiled_update[kind].keys()
+        for param, value in tensors.items():
+            torch.testing.assert_close(compiled_update[kind][param], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.compile
+def test_inductor_compiled_maml_matches_eager_and_does_not_recompile():
+    tasks = SinusoidTasks(n_samples=8).sample(6, random_state=0)
+    params = dict(max_iter=4, meta_batch_size=3, hidden_layer_sizes=(8,), shots=2, random_state=0)
+    eager = MAMLRegressor(**params).fit(tasks)
+    compiled = MAMLRegressor(**params, compile=True).fit(tasks)
+    assert compiled._compiled_cache.failure is None
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(compiled.score(tasks), eager.score(tasks), rtol=1e-5)
+
+
+@pytest.mark.compile
+def test_one_graph_serves_every_step():
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(len(example_inputs))
+        return graph_module.forward
+
+    tasks = SinusoidTasks(n_samples=8).sample(6, random_state=0)
+    est = MAMLRegressor(**{**SMALL, "meta_batch_size": 3}, compile={"backend": counting_backend})
+    est.fit(tasks)
+    compiled_once = len(graphs)
+    assert compiled_once >= 1
+    est.set_params(warm_start=True, max_iter=6).fit(tasks)
+    assert len(graphs) == compiled_once  # six more steps, no recompilation
+
+
+@pytest.mark.compile
+def test_compilation_failure_falls_back_to_eager_with_one_warning(monkeypatch):
+    tasks = SinusoidTasks(n_samples=8).sample(6, random_state=0)
+    params = {**SMALL, "max_iter": 4}
+    eager = MAMLRegressor(**params).fit(tasks)
+
+    def broken(function, **options):
+        raise RuntimeError("no C++ compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    est = MAMLRegressor(**params, compile=True)
+    with pytest.warns(UserWarning, match=r"torch.compile failed \(RuntimeError: no C\+\+") as w:
+        est.fit(tasks)
+        assert est.score(tasks) == eager.score(tasks)
+    assert len([x for x in w if "torch.compile" in str(x.message)]) == 1
+    assert est.loss_curve_ == eager.loss_curve_
+
+    # Failing when the compiled function runs (not when it is built) falls back the same way.
+    def fails_later(function, **options):
+        def run(*args):
+            raise torch._dynamo.exc.Unsupported("vmap of this op")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", fails_later)
+    est = MAMLRegressor(**params, compile=True)
+    with pytest.warns(UserWarning, match="torch.compile failed .*Unsupported") as w:
+        est.fit(tasks)
+    assert len([x for x in w if "torch.compile" in str(x.message)]) == 1
+    assert est.loss_curve_ == eager.loss_curve_
+
+
+@pytest.mark.compile
+def test_compile_option_survives_clone_pickle_and_grid_search():
+    import pickle
+
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    tasks = SinusoidTasks(n_samples=8).sample(6, random_state=0)
+    est = MAMLRegressor(**{**SMALL, "max_iter": 2}, compile={"backend": "eager"}).fit(tasks)
+    assert clone(est).get_params()["compile"] == {"backend": "eager"}
+    loaded = pickle.loads(pickle.dumps(est))
+    assert not hasattr(loaded, "_compiled_cache") and loaded.compile == {"backend": "eager"}
+    assert loaded.score(tasks) == est.score(tasks)  # rebuilt lazily on first use
+    assert loaded._compiled_cache.failure is None
+    search = GridSearchCV(est, {"compile": [False, {"backend": "eager"}]}, cv=2).fit(tasks)
+    assert [p["compile"] for p in search.cv_results_["params"]] == [False, {"backend": "eager"}]
+    scores = search.cv_results_["mean_test_score"]
+    np.testing.assert_allclose(scores[0], scores[1], rtol=1e-5)
+
+
+def test_bad_compile_value_is_rejected():
+    with pytest.raises(ValueError, match="compile must be True, False or a dict"):
+        MAMLRegressor(compile="yes").fit(SinusoidTasks(n_samples=8).sample(3, random_state=0))
