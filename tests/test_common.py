@@ -1,5 +1,6 @@
 """scikit-learn's common estimator checks, on every public estimator."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmeta import (
@@ -75,6 +76,9 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
 }
 
 
+# The checks fit single tasks of at most a few hundred rows: neither warning may fire.
+@pytest.mark.filterwarnings("error::skmeta.SingleTaskWarning")
+@pytest.mark.filterwarnings("error::skmeta.UnadaptedPredictionWarning")
 @parametrize_with_checks(
     ESTIMATORS,
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -25,9 +26,12 @@ from .. import _functional as fn
 from .. import _tasks
 from .._modules import MLP
 from .._persistence import PersistenceMixin
-from ._params import check_number, check_shots
+from .._warnings import SingleTaskWarning, UnadaptedPredictionWarning
+from ._params import check_shots, check_verbose
 
 _MODULE_PREFIX = "module__"
+# A long-format fit without task ids on this many rows or more may warn (SingleTaskWarning).
+ONE_TASK_WARNING_ROWS = 1000
 
 
 class TaskEstimator(PersistenceMixin, BaseEstimator):
@@ -90,7 +94,7 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
     def _check_common_params(self) -> None:
         self._check_extra_kwargs()
         check_shots(self.shots)
-        check_number("verbose", self.verbose, integer=True, minimum=0, strict=False)
+        check_verbose(self.verbose)
         if not isinstance(self.hidden_layer_sizes, (list, tuple)) or not all(
             isinstance(h, numbers.Integral) and h > 0 for h in self.hidden_layer_sizes
         ):
@@ -240,14 +244,85 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         check_is_fitted(self, "meta_params_")
         X = _tasks.read_features(self, X)
         adapted = getattr(self, "adapted_params_", None)
+        if adapted is None:
+            self._warn_unadapted()
         algorithm = self._algorithm(n_classes=None)
         net, meta = self._network(), self.meta_params_.tree(detach=True)
         with torch.no_grad(), self._module_mode(False):
             return algorithm.predict(net, meta, adapted, self._as_tensor(X))
 
+    def _warn_unadapted(self) -> None:
+        """Warn, once per fit, that a model fit on several tasks predicts unadapted."""
+        if not vars(self).get("_unadapted_warning_due", False):
+            return  # leaves the estimator's __dict__ as it was (sklearn's check_dict_unchanged)
+        self._unadapted_warning_due = False
+        warnings.warn(
+            f"This {type(self).__name__} was fit on several tasks and has not been adapted: "
+            "its predictions come from the learned initialisation, which is meant to be "
+            "adapted to a task first. Call adapt(X_support, y_support) before predicting; "
+            "to score it few-shot in cross_validate or GridSearchCV, use "
+            "scoring=skmeta.make_few_shot_scorer(...) (scoring='r2' and the other "
+            "scikit-learn scorer names score this unadapted model), or its own score with "
+            "tasks (groups, task_col or a list of tasks). Shown once per fit.",
+            UnadaptedPredictionWarning,
+            stacklevel=4,
+        )
+
+    def _warn_if_one_large_task(self, X, y, groups, taskset: _tasks.TaskSet) -> None:
+        """Warn when long-format rows without task ids look like several tasks.
+
+        The rule: ``fit`` got no ``groups``, no ``task_col`` and no list of
+        tasks, and the one task it made has at least
+        :data:`ONE_TASK_WARNING_ROWS` rows and at least 20 times the rows of
+        its support set (``shots`` rows, or ``shots`` per class; an int
+        ``shots`` of 10 when it is not a number). scikit-learn's estimator
+        checks use at most a few hundred rows.
+        """
+        n_rows = len(taskset.y)
+        task_col = getattr(self, "task_col", None)
+        if n_rows < ONE_TASK_WARNING_ROWS or _tasks.has_tasks(X, y, groups, task_col):
+            return
+        shots = self.shots
+        if isinstance(shots, numbers.Real) and not isinstance(shots, numbers.Integral):
+            n_support = shots * n_rows
+        else:
+            per_stratum = shots if isinstance(shots, numbers.Integral) else 10
+            n_classes = len(taskset.classes[0]) if self._target.classification else 1
+            n_support = per_stratum * n_classes
+        if n_rows < 20 * n_support:
+            return
+        warnings.warn(
+            f"{type(self).__name__}.fit got {n_rows} rows with groups=None and no task_col, "
+            "so it treats them all as ONE task. If the rows come from several tasks, pass "
+            "their ids: fit(X, y, groups=task_ids). In cross_validate, cross_val_score and "
+            "GridSearchCV, groups reach fit only with metadata routing on "
+            "(sklearn.set_config(enable_metadata_routing=True)); without it, name a "
+            "DataFrame column of task ids with task_col, or pass a list of (X_i, y_i) tasks.",
+            SingleTaskWarning,
+            stacklevel=4,
+        )
+
+    def _after_fit_on(self, n_tasks: int) -> None:
+        """Arm the :class:`~skmeta.UnadaptedPredictionWarning` after a fit on several tasks
+        (a sampler counts as several); a single-task fit predicts as a plain model."""
+        self._unadapted_warning_due = n_tasks > 1
+
     # ---------------------------------------------------------------- few-shot score
     def _few_shot_score(self, taskset: _tasks.TaskSet) -> float:
-        """Adapt on each task's support part, score its query part, average over tasks."""
+        """Adapt on each task's support part, score the query parts (the target's few-shot
+        score: pooled R², or the mean accuracy over tasks)."""
+        target = self._target
+        terms = [
+            target.query_terms(outputs, chunk.y_query, chunk.w_query)
+            for chunk, outputs in self._few_shot_outputs(taskset)
+        ]
+        return target.few_shot_score(torch.cat(terms))
+
+    def _few_shot_outputs(self, taskset: _tasks.TaskSet):
+        """Yield ``(chunk, outputs)``: a :class:`~skmeta._tasks.MetaBatch` of consecutive
+        tasks, split into support and query rows as :meth:`score` splits them (seeded by
+        ``random_state``), and the outputs on its query rows after adapting on its support
+        rows (classification: logits, the units above a task's classes at -inf)."""
         self._check_tasks(taskset, training=False)
         target = self._target
         padded = taskset.to_padded(self.device_, self.shots, stratify=target.classification)
@@ -255,13 +330,10 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         batch = padded.split(generator)
         n_classes = max(map(len, taskset.classes)) if target.classification else None
         algorithm = self._algorithm(n_classes=n_classes)
-        scores = []
         for start in range(0, padded.n_tasks, self._SCORE_CHUNK):
             chunk = _tasks.MetaBatch(*(t[start : start + self._SCORE_CHUNK] for t in batch))
             outputs = self._adapted_query_outputs(algorithm, chunk)
-            outputs = target.task_outputs(outputs, chunk.y_support, chunk.w_support)
-            scores.append(target.query_scores(outputs, chunk.y_query, chunk.w_query))
-        return float(torch.cat(scores).mean())
+            yield chunk, target.task_outputs(outputs, chunk.y_support, chunk.w_support)
 
     def _adapted_query_outputs(self, algorithm, batch: _tasks.MetaBatch) -> torch.Tensor:
         """Outputs on each task's query rows after adapting on its support rows."""
