@@ -16,7 +16,10 @@ meta-training per K and method:
 * ReptileClassifier and ProtoNetClassifier, with settings chosen by
   ``--tune``: short runs of a small grid (TUNING_GRID) meta-trained on four
   of the six meta-train digits and scored on tasks of the other two, held
-  out; it writes results/fewshot_digits_tuning.md;
+  out; it writes results/fewshot_digits_tuning.md (``--tune --methods
+  maml-defaults`` measures MAMLClassifier's default ``inner_lr`` the same
+  way, every other parameter at its default, and writes
+  results/fewshot_digits_tuning_maml-defaults.md);
 * pretrain + fine-tune (FineTuneClassifier: one network pretrained on the 24
   meta-train classes pooled, a new 5-unit head trained per task);
 * the same network trained from scratch on each task's support images, with
@@ -31,6 +34,7 @@ its per-task ``adapt``/``predict_proba`` on a few tasks.
     python benchmarks/fewshot_digits.py           # the full run: 600 meta-test tasks
     python benchmarks/fewshot_digits.py --methods maml protonet   # a subset
     python benchmarks/fewshot_digits.py --tune    # choose Reptile's and ProtoNet's settings
+    python benchmarks/fewshot_digits.py --tune --methods maml-defaults  # MAMLClassifier's inner_lr
 
 Prints a markdown table and writes it, the settings and the run times, and a
 PNG of accuracy against adaptation steps under benchmarks/results/
@@ -132,6 +136,13 @@ def protonet(k_shot: int, iterations: int, seed: int, **settings) -> ProtoNetCla
         shots=k_shot,
         random_state=seed,
         **(settings or PROTONET),
+    )
+
+
+def maml_defaults(k_shot: int, iterations: int, seed: int, **settings) -> MAMLClassifier:
+    """A MAMLClassifier with every parameter at its default but those given (for --tune)."""
+    return MAMLClassifier(
+        n_way=N_WAY, shots=k_shot, max_iter=iterations, random_state=seed, **settings
     )
 
 
@@ -295,10 +306,13 @@ def pretrain(n_tasks: int, max_epochs: int, seed: int):
 
 
 # ---------------------------------------------------------------- tuning
-# Short runs for Reptile's and ProtoNet's settings (MAML's family keeps MAML's), validated
-# on classes held out of meta-training: the meta-train digits split in two.
+# Short runs for Reptile's and ProtoNet's settings (MAML's family keeps MAML's), and for
+# MAMLClassifier's default inner_lr ("maml-defaults": everything else at its default,
+# max_iter included), validated on classes held out of meta-training: the meta-train
+# digits split in two.
 TUNE_TRAIN_DIGITS, TUNE_VALIDATION_DIGITS = (0, 1, 6, 9), (5, 8)
-TUNE_ITERATIONS, TUNE_TASKS = 300, 200
+TUNE_ITERATIONS = {"reptile": 300, "protonet": 300, "maml-defaults": 1000}
+TUNE_TASKS = 200
 TUNING_GRID = {
     "reptile": [
         dict(inner_optimizer="sgd", inner_lr=0.4, inner_steps=3, outer_step_size=0.1),
@@ -317,9 +331,15 @@ TUNING_GRID = {
         dict(meta_lr=1e-2, meta_batch_size=16),
         dict(meta_lr=1e-3, meta_batch_size=4),
     ],
+    "maml-defaults": [dict(inner_lr=lr) for lr in (0.01, 0.1, 0.4, 1.0)],
 }
-CHOSEN = {"reptile": REPTILE, "protonet": PROTONET}
-MAKERS = {"reptile": reptile, "protonet": protonet}
+CHOSEN = {
+    "reptile": REPTILE,
+    "protonet": PROTONET,
+    "maml-defaults": {"inner_lr": MAMLClassifier().inner_lr},
+}
+MAKERS = {"reptile": reptile, "protonet": protonet, "maml-defaults": maml_defaults}
+TUNED_SEPARATELY = ("maml-defaults",)  # not in a plain --tune run; not a benchmark method
 
 
 class DigitTasks:
@@ -354,7 +374,6 @@ def tune(args) -> None:
     validation accuracy over 1-shot and 5-shot is the best. The meta-test
     score is printed for information only and is not used for the choice.
     """
-    iterations = args.meta_iterations or TUNE_ITERATIONS
     n_eval = args.eval_tasks or TUNE_TASKS
     started_all = time.perf_counter()
     validation, test = {}, {}
@@ -371,10 +390,10 @@ def tune(args) -> None:
         )
     digits = lambda ds: ", ".join(map(str, ds))
     lines = [
-        "# Few-shot rotated digits: choosing Reptile's and ProtoNet's settings (`--tune`)",
+        f"# Few-shot rotated digits: choosing the settings of {', '.join(args.methods)} (`--tune`)",
         "",
-        f"Short runs of {iterations} meta-iterations per setting and K (seed {args.seed}), "
-        f"5-way, meta-trained on the meta-train digits {digits(TUNE_TRAIN_DIGITS)} "
+        f"Runs of the meta-iterations given per method below, per setting and K (seed "
+        f"{args.seed}), 5-way, meta-trained on the meta-train digits {digits(TUNE_TRAIN_DIGITS)} "
         f"({4 * len(TUNE_TRAIN_DIGITS)} classes) only. Validation: {n_eval} 5-way tasks "
         f"of the other meta-train digits, {digits(TUNE_VALIDATION_DIGITS)} "
         f"({4 * len(TUNE_VALIDATION_DIGITS)} classes, never seen in these runs). The "
@@ -385,8 +404,11 @@ def tune(args) -> None:
         "",
     ]
     for method in args.methods:
+        iterations = args.meta_iterations or TUNE_ITERATIONS[method]
         lines += [
             f"## {method}",
+            "",
+            f"{iterations} meta-iterations per run.",
             "",
             "| setting | val 1-shot | val 5-shot | val mean | meta-test 1-shot | "
             "meta-test 5-shot | fit (1-shot / 5-shot) |",
@@ -419,7 +441,8 @@ def tune(args) -> None:
         f"Whole tuning run {time.perf_counter() - started_all:.0f} s, "
         f"{torch.get_num_threads()} torch thread(s)."
     )
-    subset = "" if args.methods == list(CHOSEN) else "_subset"
+    plain = [m for m in CHOSEN if m not in TUNED_SEPARATELY]
+    subset = "" if args.methods == plain else "_" + "_".join(args.methods)
     path = RESULTS / f"fewshot_digits_tuning{subset}.md"
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -480,10 +503,11 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--methods",
         nargs="+",
-        choices=every,
+        choices=[*every, *TUNED_SEPARATELY],
         default=every,
         metavar="METHOD",
-        help=f"methods to run (default: all): {' '.join(every)}",
+        help=f"methods to run (default: all): {' '.join(every)}; with --tune also "
+        f"{' '.join(TUNED_SEPARATELY)}",
     )
     parser.add_argument("--meta-iterations", type=int, default=None)
     parser.add_argument("--eval-tasks", type=int, default=None)
@@ -497,9 +521,12 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     RESULTS.mkdir(exist_ok=True)
     if args.tune:
-        args.methods = [m for m in CHOSEN if m in args.methods] or list(CHOSEN)
+        plain = [m for m in CHOSEN if m not in TUNED_SEPARATELY]
+        args.methods = [m for m in CHOSEN if m in args.methods] or plain
         tune(args)
         return
+    if any(m in TUNED_SEPARATELY for m in args.methods):
+        parser.error(f"{', '.join(TUNED_SEPARATELY)} is for --tune only.")
     methods = [m for m in every if m in args.methods]  # in table order, without repeats
     learned = [m for m in methods if m in METHODS]
     iterations = args.meta_iterations or (150 if args.quick else 3000)
@@ -616,7 +643,7 @@ def main(argv=None) -> None:
         "5-way episodes.",
         "Reptile's and ProtoNet's settings were chosen by `--tune` among "
         f"{len(TUNING_GRID['reptile'])} and {len(TUNING_GRID['protonet'])} settings "
-        f"({TUNE_ITERATIONS}-iteration runs meta-trained on the meta-train digits "
+        f"({TUNE_ITERATIONS['reptile']}-iteration runs meta-trained on the meta-train digits "
         f"{', '.join(map(str, TUNE_TRAIN_DIGITS))} and scored on {TUNE_TASKS} tasks of the "
         f"held-out meta-train digits {', '.join(map(str, TUNE_VALIDATION_DIGITS))}; best "
         "mean of 1-shot and 5-shot): the settings tried and their scores are in "

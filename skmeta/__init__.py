@@ -10,8 +10,11 @@ from ._estimators import (
     ReptileRegressor,
 )
 from ._pipeline import adapt_pipeline
+from ._scoring import FewShotScorer, make_few_shot_scorer
+from ._warnings import SingleTaskWarning, UnadaptedPredictionWarning
 
 __all__ = [
+    "FewShotScorer",
     "FineTuneClassifier",
     "FineTuneRegressor",
     "MAMLClassifier",
@@ -19,6 +22,9 @@ __all__ = [
     "ProtoNetClassifier",
     "ReptileClassifier",
     "ReptileRegressor",
+    "SingleTaskWarning",
+    "UnadaptedPredictionWarning",
     "adapt_pipeline",
+    "make_few_shot_scorer",
 ]
 __version__ = "0.1.0"

@@ -4,7 +4,8 @@ A target strategy says how targets are coded (the readers' ``classification``
 flag: float targets, or task-local class codes ``0..n_classes - 1``), which
 loss trains the network, what output width and shape the network must have,
 how a task's outputs are read (classification: the units above a task's
-classes get no probability) and how a task's query rows are scored. It knows
+classes get no probability) and how the query rows of tasks are scored
+(per-task terms, summed over all tasks into one few-shot score). It knows
 no algorithm: MAML, Reptile, ProtoNet and fine-tuning use the same two.
 """
 
@@ -17,7 +18,7 @@ from ._functional import LossFn, mask_absent_classes, weighted_cross_entropy, we
 
 
 class Regression:
-    """One output per row, masked MSE, few-shot R²."""
+    """One output per row, masked MSE, few-shot R² pooled over the query rows of all tasks."""
 
     classification = False
     loss: LossFn = staticmethod(weighted_mse)
@@ -37,16 +38,34 @@ class Regression:
         return outputs
 
     @staticmethod
-    def query_scores(outputs: Tensor, y: Tensor, w: Tensor) -> Tensor:
-        """R² of each task's query rows (1 if perfect on constant targets, else 0)."""
-        pred = outputs.reshape(y.shape)
-        n = w.sum(dim=1)
-        mean = (w * y).sum(dim=1) / n
+    def query_terms(outputs: Tensor, y: Tensor, w: Tensor) -> Tensor:
+        """Per task, in float64: the sum of squared errors of its query rows and their
+        sum of squares about the task's own query mean; shape ``(n_tasks, 2)``."""
+        y, pred, w = y.double(), outputs.reshape(y.shape).double(), w.double()
+        mean = (w * y).sum(dim=1, keepdim=True) / w.sum(dim=1, keepdim=True)
         ss_res = (w * (y - pred) ** 2).sum(dim=1)
-        ss_tot = (w * (y - mean[:, None]) ** 2).sum(dim=1)
-        constant = ss_tot == 0
-        r2 = 1 - ss_res / torch.where(constant, torch.ones_like(ss_tot), ss_tot)
-        return torch.where(constant, (ss_res == 0).to(r2.dtype), r2)
+        ss_tot = (w * (y - mean) ** 2).sum(dim=1)
+        return torch.stack([ss_res, ss_tot], dim=1)
+
+    @staticmethod
+    def few_shot_score(terms: Tensor) -> float:
+        """Pooled R² from the :meth:`query_terms` of all tasks.
+
+        ``1 - sum_t SSE_t / sum_t SST_t``, where ``SST_t`` is taken about
+        task ``t``'s own query mean: for fixed tasks it falls exactly as the
+        query MSE grows (unlike a mean of per-task R², which small query sets
+        make erratic). Raises ``ValueError`` when every task's query targets
+        are constant (one query row per task, say): R² is then undefined.
+        """
+        ss_res, ss_tot = terms.sum(dim=0).tolist()
+        if ss_tot == 0:
+            raise ValueError(
+                "The few-shot R² is undefined: the query targets of every task are constant "
+                "(for example one query row per task), so there is no variance to explain. "
+                "Leave more query rows per task (fewer shots or larger tasks), or score with "
+                "skmeta.make_few_shot_scorer('neg_mean_squared_error')."
+            )
+        return 1.0 - ss_res / ss_tot
 
 
 class Classification:
@@ -73,10 +92,19 @@ class Classification:
         return mask_absent_classes(outputs, y_support, w_support)
 
     @staticmethod
-    def query_scores(outputs: Tensor, y: Tensor, w: Tensor) -> Tensor:
-        """Accuracy of each task's query rows."""
-        correct = (outputs.argmax(dim=-1) == y).to(w.dtype)
-        return (correct * w).sum(dim=1) / w.sum(dim=1)
+    def query_terms(outputs: Tensor, y: Tensor, w: Tensor) -> Tensor:
+        """Per task, in float64: the accuracy of its query rows, and 1 (it counts once);
+        shape ``(n_tasks, 2)``."""
+        correct = (outputs.argmax(dim=-1) == y).double()
+        w = w.double()
+        accuracy = (correct * w).sum(dim=1) / w.sum(dim=1)
+        return torch.stack([accuracy, torch.ones_like(accuracy)], dim=1)
+
+    @staticmethod
+    def few_shot_score(terms: Tensor) -> float:
+        """Mean over tasks of the query accuracy, from the :meth:`query_terms` of all tasks."""
+        accuracy, n_tasks = terms.sum(dim=0).tolist()
+        return accuracy / n_tasks
 
 
 REGRESSION = Regression()

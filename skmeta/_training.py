@@ -106,7 +106,8 @@ def run_outer_steps(
     last_good = snapshot(meta_params, optimizer)
     diverged = None
     try:
-        with tqdm(total=n_steps, disable=not verbose, desc="meta-train", leave=False) as bar:
+        # leave=True: the bar stays on screen after fit, like scikit-learn's verbose output.
+        with tqdm(total=n_steps, disable=not verbose, desc="meta-train", leave=True) as bar:
             for step in range(n_steps):
                 pending.append(take_step(step))
                 if len(pending) < CHECK_EVERY and step < n_steps - 1:

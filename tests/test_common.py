@@ -9,6 +9,7 @@ with its default parameters, but 100 outer steps for the meta-trained ones
 
 import os
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmeta import (
@@ -113,6 +114,9 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
 }
 
 
+# The checks fit single tasks of at most a few hundred rows: neither warning may fire.
+@pytest.mark.filterwarnings("error::skmeta.SingleTaskWarning")
+@pytest.mark.filterwarnings("error::skmeta.UnadaptedPredictionWarning")
 @parametrize_with_checks(
     ESTIMATORS + SHORT_DEFAULTS + DEFAULTS,
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),

@@ -295,10 +295,16 @@ CASES = [
         ["Task 0:", "Expected 2D array"],
     ),
     (
-        "task y 2-D",
+        "task y column vector (warns and ravels, as in long format)",
         lambda: make().fit(replace_task(1, y_t=y[:10, None])),
+        DataConversionWarning,
+        ["column-vector y was passed for task [1]"],
+    ),
+    (
+        "task y 2-D",
+        lambda: make().fit(replace_task(1, y_t=np.c_[y[:10], y[:10]])),
         ValueError,
-        ["Task 1: y must be 1-D", "(10, 1)"],
+        ["Task 1: y must be 1-D", "(10, 2)"],
     ),
     (
         "task y wrong length",

@@ -14,6 +14,7 @@ import copy
 import itertools
 import numbers
 import threading
+import warnings
 import weakref
 
 import numpy as np
@@ -28,9 +29,12 @@ from .. import _functional as fn
 from .._modules import MLP
 from .._persistence import PersistenceMixin
 from .._random import OwnGenerator, own_randomness
-from ._params import check_number, check_shots
+from .._warnings import SingleTaskWarning, UnadaptedPredictionWarning
+from ._params import check_shots, check_verbose
 
 _MODULE_PREFIX = "module__"
+# A long-format fit without task ids on this many rows or more may warn (SingleTaskWarning).
+ONE_TASK_WARNING_ROWS = 1000
 
 # Streams of the estimator's seed (see ``_rngs``) for draws outside meta-training,
 # which uses streams 0, 1, ... (its step counts): far from them.
@@ -123,7 +127,7 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
     def _check_common_params(self) -> None:
         self._check_extra_kwargs()
         check_shots(self.shots)
-        check_number("verbose", self.verbose, integer=True, minimum=0, strict=False)
+        check_verbose(self.verbose)
         if not isinstance(self.hidden_layer_sizes, (list, tuple)) or not all(
             isinstance(h, numbers.Integral) and h > 0 for h in self.hidden_layer_sizes
         ):
@@ -366,6 +370,8 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         check_is_fitted(self, "meta_params_")
         X = _tasks.read_features(self, X)
         adapted = getattr(self, "adapted_params_", None)
+        if adapted is None:
+            self._warn_unadapted()
         algorithm = self._algorithm(n_classes=None)
         net, meta = self._network(training=False), self.meta_params_.tree(detach=True)
         generator, _ = self._rngs(self._seed_, stream=_PREDICT_STREAM)
@@ -380,9 +386,78 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
             )
         return outputs
 
+    def _warn_unadapted(self) -> None:
+        """Warn, once per fit, that a model fit on several tasks predicts unadapted."""
+        if not vars(self).get("_unadapted_warning_due", False):
+            return  # leaves the estimator's __dict__ as it was (sklearn's check_dict_unchanged)
+        self._unadapted_warning_due = False
+        warnings.warn(
+            f"This {type(self).__name__} was fit on several tasks and has not been adapted: "
+            "its predictions come from the learned initialisation, which is meant to be "
+            "adapted to a task first. Call adapt(X_support, y_support) before predicting; "
+            "to score it few-shot in cross_validate or GridSearchCV, use "
+            "scoring=skmeta.make_few_shot_scorer(...) (scoring='r2' and the other "
+            "scikit-learn scorer names score this unadapted model), or its own score with "
+            "tasks (groups, task_col or a list of tasks). Shown once per fit.",
+            UnadaptedPredictionWarning,
+            stacklevel=4,
+        )
+
+    def _warn_if_one_large_task(self, X, y, groups, taskset: _tasks.TaskSet) -> None:
+        """Warn when long-format rows without task ids look like several tasks.
+
+        The rule: ``fit`` got no ``groups``, no ``task_col`` and no list of
+        tasks, and the one task it made has at least
+        :data:`ONE_TASK_WARNING_ROWS` rows and at least 20 times the rows of
+        its support set (``shots`` rows, or ``shots`` per class; an int
+        ``shots`` of 10 when it is not a number). scikit-learn's estimator
+        checks use at most a few hundred rows.
+        """
+        n_rows = len(taskset.y)
+        task_col = getattr(self, "task_col", None)
+        if n_rows < ONE_TASK_WARNING_ROWS or _tasks.has_tasks(X, y, groups, task_col):
+            return
+        shots = self.shots
+        if isinstance(shots, numbers.Real) and not isinstance(shots, numbers.Integral):
+            n_support = shots * n_rows
+        else:
+            per_stratum = shots if isinstance(shots, numbers.Integral) else 10
+            n_classes = len(taskset.classes[0]) if self._target.classification else 1
+            n_support = per_stratum * n_classes
+        if n_rows < 20 * n_support:
+            return
+        warnings.warn(
+            f"{type(self).__name__}.fit got {n_rows} rows with groups=None and no task_col, "
+            "so it treats them all as ONE task. If the rows come from several tasks, pass "
+            "their ids: fit(X, y, groups=task_ids). In cross_validate, cross_val_score and "
+            "GridSearchCV, groups reach fit only with metadata routing on "
+            "(sklearn.set_config(enable_metadata_routing=True)); without it, name a "
+            "DataFrame column of task ids with task_col, or pass a list of (X_i, y_i) tasks.",
+            SingleTaskWarning,
+            stacklevel=4,
+        )
+
+    def _after_fit_on(self, n_tasks: int) -> None:
+        """Arm the :class:`~skmeta.UnadaptedPredictionWarning` after a fit on several tasks
+        (a sampler counts as several); a single-task fit predicts as a plain model."""
+        self._unadapted_warning_due = n_tasks > 1
+
     # ---------------------------------------------------------------- few-shot score
     def _few_shot_score(self, taskset: _tasks.TaskSet) -> float:
-        """Adapt on each task's support part, score its query part, average over tasks."""
+        """Adapt on each task's support part, score the query parts (the target's few-shot
+        score: pooled R², or the mean accuracy over tasks)."""
+        target = self._target
+        terms = [
+            target.query_terms(outputs, chunk.y_query, chunk.w_query)
+            for chunk, outputs in self._few_shot_outputs(taskset)
+        ]
+        return target.few_shot_score(torch.cat(terms))
+
+    def _few_shot_outputs(self, taskset: _tasks.TaskSet):
+        """Yield ``(chunk, outputs)``: a :class:`~skmeta._tasks.MetaBatch` of consecutive
+        tasks, split into support and query rows as :meth:`score` splits them (seeded by
+        ``random_state``), and the outputs on its query rows after adapting on its support
+        rows (classification: logits, the units above a task's classes at -inf)."""
         self._check_tasks(taskset, training=False)
         modes = {self._algorithm_class.adapt_in_train_mode, False}
         self._check_padding_invisible(taskset, modes=modes)
@@ -393,18 +468,13 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
         )
         n_classes = max(map(len, taskset.classes)) if target.classification else None
         algorithm = self._algorithm(n_classes=n_classes)
-        scores, finite = [], []
         for chunk in chunks:
             with self._randomness(generator):
                 outputs = self._adapted_query_outputs(algorithm, chunk)
-            finite.append(torch.isfinite(outputs).all())
-            outputs = target.task_outputs(outputs, chunk.y_support, chunk.w_support)
-            scores.append(target.query_scores(outputs, chunk.y_query, chunk.w_query))
-        # One copy to the host for the score and the divergence check.
-        mean = torch.cat(scores).mean()
-        score, all_ok = torch.stack([mean, torch.stack(finite).all().to(mean.dtype)]).tolist()
-        self._check_adaptation(bool(all_ok), "the adapted models' outputs on the query rows")
-        return float(score)
+            # One copy to the host per chunk of up to _SCORE_CHUNK tasks.
+            finite = bool(torch.isfinite(outputs).all())
+            self._check_adaptation(finite, "the adapted models' outputs on the query rows")
+            yield chunk, target.task_outputs(outputs, chunk.y_support, chunk.w_support)
 
     def _adapted_query_outputs(self, algorithm, batch: _tasks.MetaBatch) -> torch.Tensor:
         """Outputs on each task's query rows after adapting on its support rows."""

@@ -137,8 +137,9 @@ random_state : int, RandomState instance or None, default=None
     Seeds initialisation, task draws, label permutations and
     support/query splits.""",
     "verbose": """\
-verbose : int, default=0
-    1 shows a progress bar with the running meta-loss.""",
+verbose : bool or int, default=0
+    True (or 1) shows a progress bar of the outer steps with the running
+    meta-loss, on standard error; it stays on screen after :meth:`fit`.""",
     "warm_start": """\
 warm_start : bool, default=False
     Continue from the previous fit instead of starting afresh.""",

@@ -11,6 +11,8 @@ one inner loop of the package; the pretrained network never changes.
 from __future__ import annotations
 
 import numbers
+import re
+import sys
 import warnings
 
 import numpy as np
@@ -33,6 +35,14 @@ from ._outputs import ClassifierOutputs, RegressorOutputs
 from ._params import check_choice, check_number, resolve_device, store_parameters, with_parameters
 
 _ADAPT_LAYERS = ("all", "head")
+_ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _print_log_line(text: str) -> None:
+    """skorch's PrintLog sink: its colour codes reach a terminal only, never a log file."""
+    if not sys.stdout.isatty():
+        text = _ANSI_CODE.sub("", text)
+    print(text, flush=True)
 
 
 class _PooledLoss(nn.Module):
@@ -255,6 +265,7 @@ or task sampler
             self.meta_params_ = MetaParameters(self.module_)
             if not warm:
                 self.batching_ = self._choose_batching(taskset)
+        self._after_fit_on(taskset.n_tasks)
         return self
 
     def _choose_batching(self, taskset: _tasks.TaskSet) -> str:
@@ -279,7 +290,9 @@ or task sampler
             return _tasks.draw_tasks(
                 self, X, self.n_sampled_tasks, rng, reset=reset, classification=classification
             )
-        return _tasks.read_tasks(self, X, y, groups, reset=reset, classification=classification)
+        taskset = _tasks.read_tasks(self, X, y, groups, reset=reset, classification=classification)
+        self._warn_if_one_large_task(X, y, groups, taskset)
+        return taskset
 
     def _pooled_targets(self, taskset: _tasks.TaskSet) -> np.ndarray:
         """Targets of the pooled pretraining rows (regression: the task targets)."""
@@ -329,7 +342,9 @@ or task sampler
             train_split=train_split,
             callbacks=callbacks,
             device=self.device_,
-            verbose=self.verbose,
+            verbose=int(self.verbose),
+            # PrintLog writes to any sink but print even when quiet: set one only when verbose.
+            **({"callbacks__print_log__sink": _print_log_line} if self.verbose else {}),
         )
         interrupted = _record_interrupt(net, guard)
         # Shuffling and dropout draw from the estimator's generators, not torch's global one.
@@ -461,8 +476,9 @@ _FINETUNE_TAIL = [
         support/query splits.
     """,
     """
-    verbose : int, default=0
-        1 prints skorch's table of losses per epoch.
+    verbose : bool or int, default=0
+        True (or 1) prints skorch's table of losses per epoch (without
+        colour codes when standard output is not a terminal).
     """,
     """
     warm_start : bool, default=False

@@ -107,6 +107,8 @@ or task sampler
             )
             return source, first
         taskset = _tasks.read_tasks(self, X, y, groups, reset=reset, classification=classification)
+        if reset:
+            self._warn_if_one_large_task(X, y, groups, taskset)
         source = _tasks.FixedTasks(taskset, self.device_, self.shots, stratify=classification)
         return source, taskset
 
@@ -132,6 +134,7 @@ or task sampler
             raise
         self._run_outer_steps(algorithm, source, n_steps, schedule_start, generator, rng)
         self._after_meta_training(taskset, single=single)
+        self._after_fit_on(1 if single else max(2, taskset.n_tasks))
         return self
 
     def _prepare_meta_training(self, X, y, groups):

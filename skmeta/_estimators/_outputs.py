@@ -28,10 +28,22 @@ class FewShotScoreMixin:
         With tasks (``groups``, a list of ``(X_i, y_i)``, or ``task_col``):
         each task is split into support (``shots``) and query rows with a
         split seeded by ``random_state``, the estimator adapts on the support
-        rows from its learned initialisation, the query rows are scored
-        (R² for regressors, accuracy for classifiers) and the mean over tasks
-        is returned. Without tasks: the plain score of the current model
-        (adapted if :meth:`adapt` ran).
+        rows from its learned initialisation, and the query rows are scored:
+
+        - regressors: R² pooled over the query rows of all tasks, each task's
+          rows measured about that task's own query mean,
+          ``1 - sum_t sum_i (y_ti - f_t(x_ti))**2 / sum_t sum_i (y_ti - mean_t)**2``
+          (``f_t`` the model adapted to task ``t``, ``mean_t`` the mean of
+          its query targets). For given tasks it ranks models exactly as
+          their query MSE does, which a mean of per-task R² does not on
+          small query sets. It is undefined, and a ``ValueError`` is raised,
+          when every task's query targets are constant (one query row per
+          task, say);
+        - classifiers: the query accuracy of each task, averaged over tasks.
+
+        :func:`skmeta.make_few_shot_scorer` scores other metrics the same
+        way. Without tasks: the plain score of the current model (adapted if
+        :meth:`adapt` ran).
 
         Parameters
         ----------
@@ -167,15 +179,27 @@ class ClassifierOutputs(FewShotScoreMixin, ClassifierMixin):
         return self.n_way_
 
     # ------------------------------------------------------------ outputs
+    def _no_task_classes(self) -> str:
+        return (
+            f"This {type(self).__name__} was meta-trained on several tasks, whose labels "
+            "mean different things, so it has no classes_: call adapt(X_support, y_support) "
+            "on the task to predict first. To score it few-shot in cross_validate or "
+            "GridSearchCV, use scoring=skmeta.make_few_shot_scorer(...) (scoring='accuracy' "
+            "and the other scikit-learn scorer names call predict unadapted), or its own "
+            "score with tasks."
+        )
+
+    def __getattr__(self, name: str):
+        # Only reached for missing attributes: scikit-learn's scorers read classes_ first.
+        if name == "classes_" and "meta_params_" in vars(self):
+            raise AttributeError(self._no_task_classes())
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _task_logits(self, X) -> torch.Tensor:
         """Logits of the current task's classes (the columns of ``classes_``)."""
         check_is_fitted(self, "meta_params_")
         if getattr(self, "classes_", None) is None:
-            raise NotFittedError(
-                f"This {type(self).__name__} was meta-trained on several tasks, whose labels "
-                "mean different things: call adapt(X_support, y_support) on the task to "
-                "predict before predict or predict_proba."
-            )
+            raise NotFittedError(self._no_task_classes())
         return self._forward(X)[:, : len(self.classes_)]
 
     def predict(self, X) -> np.ndarray:

@@ -59,6 +59,14 @@ def check_number(name: str, value, *, integer: bool = False, minimum=0, strict: 
         raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}.")
 
 
+def check_verbose(verbose) -> None:
+    """``verbose`` is True, False or an integer >= 0 (as in scikit-learn)."""
+    if isinstance(verbose, (bool, np.bool_)):
+        return
+    if not isinstance(verbose, numbers.Integral) or verbose < 0:
+        raise ValueError(f"verbose must be True, False or an integer >= 0, got {verbose!r}.")
+
+
 def check_choice(name: str, value, choices) -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
     if not any(value is c or (isinstance(value, str) and value == c) for c in choices):

@@ -18,10 +18,12 @@ The forms accepted by ``fit``:
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, validate_data
 
@@ -358,8 +360,44 @@ def _check_same_columns(frames: list) -> None:
             )
 
 
+def _ravel_column_targets(tasks) -> list:
+    """The tasks with every column-vector ``y_i`` (shape ``(n, 1)``) raveled to 1-D.
+
+    scikit-learn's convention, as for long-format ``y``: one
+    ``DataConversionWarning`` (per call, naming the tasks), then the targets
+    are used as 1-D.
+    """
+    raveled, out = [], []
+    for t, pair in enumerate(tasks):
+        if isinstance(pair, (list, tuple)) and len(pair) == 2:
+            try:
+                shape = np.shape(pair[1])
+            except ValueError:  # ragged: reported by the checks
+                shape = ()
+            if len(shape) == 2 and shape[1] == 1:
+                pair = (pair[0], np.asarray(pair[1]).reshape(-1))
+                raveled.append(t)
+        out.append(pair)
+    if raveled:
+        which = (
+            "every task"
+            if len(raveled) == len(out)
+            else f"task{'s' if len(raveled) > 1 else ''} {raveled[:5]}"
+            + ("..." if len(raveled) > 5 else "")
+        )
+        warnings.warn(
+            f"A column-vector y was passed for {which} when a 1d array was expected; "
+            "y of shape (n_samples, 1) is used as (n_samples,). Pass 1-D targets, for "
+            "example with y.ravel().",
+            DataConversionWarning,
+            stacklevel=4,
+        )
+    return out
+
+
 def _read_task_list(estimator, tasks, *, reset: bool, classification: bool) -> TaskSet:
     """Read a list of ``(X_i, y_i)`` pairs; errors name the offending task."""
+    tasks = _ravel_column_targets(tasks)
     stacked = None
     if not reset and not hasattr(estimator, "feature_names_in_"):
         stacked = _stack_plain_arrays(
