@@ -6,6 +6,8 @@ workers, two gloo processes) are marked ``engines``; deselect them with
 ``-m "not engines"``.
 """
 
+import contextlib
+import io
 import os
 import pickle
 import socket
@@ -228,8 +230,12 @@ def _rank_main(rank, world_size, port, out):
             name: fitted_state(make_data_parallel(name).fit(dp_tasks())) for name in DATA_PARALLEL
         }
         # random_state=None: rank 0's seed everywhere, so still one run.
-        unseeded = MAMLRegressor(**{**META, "random_state": None, "max_iter": 2}).fit(dp_tasks())
+        unseeded = MAMLRegressor(**{**META, "random_state": None, "max_iter": 2, "verbose": 1})
+        progress = io.StringIO()
+        with contextlib.redirect_stderr(progress):
+            unseeded.fit(dp_tasks())
         results["unseeded"] = fitted_state(unseeded)
+        results["progress"] = progress.getvalue()
         unseeded.save_params(os.path.join(out, f"params-{rank}.pt"))
         try:
             MAMLRegressor(**{**META, "meta_batch_size": 1}).fit(dp_tasks())
@@ -270,9 +276,11 @@ def test_two_gloo_ranks_equal_one_process(two_ranks, name):
 
 
 @pytest.mark.engines
-def test_gloo_ranks_share_seed_files_and_errors(two_ranks):
+def test_gloo_ranks_share_seed_progress_files_and_errors(two_ranks):
     out, (rank0, rank1) = two_ranks
     for key in rank0["unseeded"][0]:
         assert torch.equal(rank0["unseeded"][0][key], rank1["unseeded"][0][key])
+    # Rank 0 alone shows progress and writes files.
+    assert "meta-train" in rank0["progress"] and rank1["progress"] == ""
     assert (out / "params-0.pt").exists() and not (out / "params-1.pt").exists()
     assert "has 1 task(s), fewer than the 2 processes" in rank0["error"]
