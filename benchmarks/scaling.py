@@ -52,18 +52,22 @@ def search(max_iter: int, **kwargs) -> tuple[float, np.ndarray]:
     return time.perf_counter() - start, result.cv_results_["mean_test_score"]
 
 
-def grid_search_times(max_iter: int) -> list[tuple[str, float, float | None]]:
-    rows = []
-    serial, reference = search(max_iter, n_jobs=1)  # also warms this process up
-    serial, _ = search(max_iter, n_jobs=1)
-    rows.append(("n_jobs=1 (serial)", serial, None))
+def grid_search_times(max_iter: int) -> None:
+    """Print each engine's cold and warm wall time as it is measured."""
+    search(max_iter, n_jobs=1)  # warms this process up (imports, first fit)
+    serial, reference = search(max_iter, n_jobs=1)
+    print(f"{'engine':<20} {'cold':>7} {'warm':>7} {'serial/cold':>12} {'serial/warm':>12}")
+    print(f"{'n_jobs=1 (serial)':<20} {serial:7.2f} {'':>7} {1.0:12.2f}", flush=True)
 
     def run(label, **kwargs):
         cold, scores = search(max_iter, **kwargs)
         warm, scores_warm = search(max_iter, **kwargs)
         assert np.allclose(scores, reference, rtol=1e-6), (label, scores, reference)
         assert np.allclose(scores_warm, reference, rtol=1e-6)
-        rows.append((label, cold, warm))
+        print(
+            f"{label:<20} {cold:7.2f} {warm:7.2f} {serial / cold:12.2f} {serial / warm:12.2f}",
+            flush=True,
+        )
 
     run("loky, n_jobs=2", n_jobs=2)
     if importlib.util.find_spec("distributed"):
@@ -89,16 +93,14 @@ def grid_search_times(max_iter: int) -> list[tuple[str, float, float | None]]:
             ray.shutdown()
     else:
         print("ray is not installed: Ray skipped")
-    return rows
 
 
-def _throughput_rank(rank, world_size, port, steps, meta_batch_size, out):
+def _throughput_rank(rank, world_size, port, steps, settings, out):
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
     )
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     sampler = SinusoidTasks(n_samples=20)
-    settings = dict(meta_batch_size=meta_batch_size, random_state=0)
     MAMLRegressor(max_iter=5, **settings).fit(sampler)  # warm-up: imports, first vmap
     dist.barrier()
     start = time.perf_counter()
@@ -107,18 +109,18 @@ def _throughput_rank(rank, world_size, port, steps, meta_batch_size, out):
     elapsed = time.perf_counter() - start
     if rank == 0:
         with open(os.path.join(out, f"world{world_size}.txt"), "w") as f:
-            f.write(str(steps * meta_batch_size / elapsed))
+            f.write(str(steps * settings["meta_batch_size"] / elapsed))
     dist.destroy_process_group()
 
 
-def throughput(world_size: int, steps: int, meta_batch_size: int) -> float:
+def throughput(world_size: int, steps: int, settings: dict) -> float:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory() as out:
         mp.spawn(
             _throughput_rank,
-            args=(world_size, port, steps, meta_batch_size, out),
+            args=(world_size, port, steps, settings, out),
             nprocs=world_size,
         )
         with open(os.path.join(out, f"world{world_size}.txt")) as f:
@@ -130,6 +132,8 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=300, help="outer steps per grid fit")
     parser.add_argument("--steps", type=int, default=200, help="outer steps, gloo throughput")
     parser.add_argument("--meta-batch-size", type=int, default=32)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[40, 40], help="gloo MLP")
+    parser.add_argument("--inner-steps", type=int, default=1, help="gloo inner steps")
     parser.add_argument("--skip-grid", action="store_true")
     parser.add_argument("--skip-gloo", action="store_true")
     args = parser.parse_args()
@@ -139,25 +143,24 @@ def main() -> None:
     )
     if not args.skip_grid:
         print(f"\nGridSearchCV, 8 fits of {args.max_iter} outer steps (seconds)")
-        rows = grid_search_times(args.max_iter)
-        serial = rows[0][1]
-        print(f"{'engine':<20} {'cold':>7} {'warm':>7} {'serial/cold':>12} {'serial/warm':>12}")
-        for label, cold, warm in rows:
-            if warm is None:
-                print(f"{label:<20} {cold:7.2f} {'':>7} {1.0:12.2f}")
-            else:
-                print(
-                    f"{label:<20} {cold:7.2f} {warm:7.2f} {serial / cold:12.2f} "
-                    f"{serial / warm:12.2f}"
-                )
+        grid_search_times(args.max_iter)
     if not args.skip_gloo:
         print(
             f"\nData-parallel meta-training on gloo, meta-batch {args.meta_batch_size}, "
-            f"{args.steps} steps"
+            f"{args.steps} steps, MLP {args.hidden}, {args.inner_steps} inner step(s)"
         )
-        rates = {w: throughput(w, args.steps, args.meta_batch_size) for w in (1, 2)}
+        settings = dict(
+            meta_batch_size=args.meta_batch_size,
+            hidden_layer_sizes=tuple(args.hidden),
+            inner_steps=args.inner_steps,
+            random_state=0,
+        )
+        rates = {w: throughput(w, args.steps, settings) for w in (1, 2)}
         for world_size, rate in rates.items():
-            print(f"{world_size} process(es): {rate:8.1f} tasks/s ({rate / rates[1]:.2f}x)")
+            print(
+                f"{world_size} process(es): {rate:8.1f} tasks/s ({rate / rates[1]:.2f}x)",
+                flush=True,
+            )
     print(f"load at the end {os.getloadavg()[0]:.1f}")
 
 
