@@ -92,11 +92,14 @@ def test_fit_applies_the_thread_override(monkeypatch):
 
 def test_bad_fork_keeps_cuda_out(monkeypatch):
     from skmeta._estimators._params import resolve_device
+    from skmeta._persistence import _device_available
 
     monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: True)
     assert resolve_device("auto") == torch.device("cpu")
     with pytest.raises(ValueError, match="forked after its parent initialised CUDA"):
         resolve_device("cuda")
+    # A pickle from a GPU loads onto the CPU there (with a warning) instead of touching CUDA.
+    assert not _device_available(torch.device("cuda"))
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
