@@ -66,7 +66,8 @@ def main() -> None:
         print(
             f"{world_size} process(es) on {device}: {args.max_iter} meta-steps of "
             f"{args.meta_batch_size} tasks in {elapsed:.1f} s "
-            f"({args.max_iter * args.meta_batch_size / elapsed:.0f} tasks/s); "
+            f"({args.max_iter * args.meta_batch_size / elapsed:.0f} tasks/s, torch's first-use "
+            "start-up included; benchmarks/scaling.py measures after a warm-up); "
             f"final meta-loss {est.loss_curve_[-1]:.3f}; few-shot R^2 on 100 new tasks "
             f"{est.score(test_tasks):.3f}"
         )
