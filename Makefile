@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench,docs,distributed]"
 	touch $(STAMP)
 
 demo: $(STAMP)

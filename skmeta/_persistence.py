@@ -12,11 +12,14 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._distributed import is_main_process
+from ._workers import in_bad_fork
+
 
 def _device_available(device: torch.device) -> bool:
     if device.type == "cpu":
         return True
-    if device.type != "cuda" or not torch.cuda.is_available():
+    if device.type != "cuda" or in_bad_fork() or not torch.cuda.is_available():
         return False
     return device.index is None or device.index < torch.cuda.device_count()
 
@@ -213,7 +216,9 @@ class PersistenceMixin:
         and the skmeta version. It holds nothing else, so :meth:`load_params` reads it with
         ``torch.load(weights_only=True)``: loading cannot run code. Unlike a
         pickle of the estimator, it does not keep the hyper-parameters, the
-        training history or an adaptation.
+        training history or an adaptation. In data-parallel meta-training
+        (a ``torch.distributed`` process group), only rank 0 writes the file;
+        every rank holds the same parameters.
 
         Parameters
         ----------
@@ -221,6 +226,8 @@ class PersistenceMixin:
             Where to write (conventionally ``*.pt``).
         """
         check_is_fitted(self, "meta_params_")
+        if not is_main_process():
+            return
         cpu = lambda tensors: {name: t.detach().cpu() for name, t in tensors.items()}
         learned = {kind: cpu(t.as_dict()) for kind, t in self.meta_params_.learned.items()}
         state = {

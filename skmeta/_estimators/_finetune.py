@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, RandomSampler, TensorDataset
 
 from .. import _functional as fn
-from .. import _tasks
+from .. import _tasks, _workers
 from .._algorithms import FineTune
 from .._algorithms.finetune import OPTIMIZERS
 from .._meta_parameters import MetaParameters
@@ -238,6 +238,7 @@ or task sampler
         previous = dict(vars(self))
         try:
             self._check_params()
+            _workers.use_worker_threads()
             warm = self.warm_start and hasattr(self, "meta_params_")
             if not warm:
                 self._clear_fit()

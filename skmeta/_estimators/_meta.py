@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import _compiled, _tasks, _training
+from .. import _compiled, _distributed, _tasks, _training, _workers
 from .. import _functional as fn
 from .._algorithms import Step
 from .._meta_parameters import MetaParameters
@@ -140,10 +140,11 @@ or task sampler
     def _prepare_meta_training(self, X, y, groups):
         """Read and check the input, build what the first call needs; nothing trained yet."""
         self._check_params()
+        _workers.use_worker_threads()
         first_call = not hasattr(self, "meta_params_")
         if first_call:
             self.device_ = resolve_device(self.device)
-            self._seed_ = self._draw_seed()
+            self._seed_ = _distributed.broadcast_seed(self._draw_seed())
             self.n_iter_ = 0
         generator, rng = self._rngs(self._seed_, stream=self.n_iter_)
         source, taskset = self._task_source(X, y, groups, rng, reset=first_call)
@@ -159,6 +160,9 @@ or task sampler
         if first_call:
             init = dict(self.module_.named_parameters())
             self.meta_params_ = MetaParameters(self.module_, algorithm.learned(init))
+            _distributed.broadcast_parameters(
+                [*self.meta_params_.parameters(), *self.meta_params_.buffers()]
+            )
             self.optimizer_ = None
             if algorithm.outer_update == "gradient":
                 self.optimizer_ = torch.optim.Adam(self.meta_params_.parameters(), lr=self.meta_lr)
@@ -217,15 +221,20 @@ or task sampler
         if isinstance(source, _tasks.FixedTasks):
             n_tasks = min(n_tasks, source.n_tasks)
         relabel_to = self._relabel_to()
+        group = _distributed.process_group()  # data parallel: (rank, world_size)
 
         def take_step(i: int) -> torch.Tensor:
             batch = source.next_batch(n_tasks, generator, rng, relabel_to=relabel_to)
+            if group is not None:  # every rank drew the same batch: keep this rank's tasks
+                batch, part = _distributed.shard(batch, *group)
             step = Step(self.n_iter_ + i, (schedule_start + i) / self.max_iter)
             if self.batching_ is None:
                 small = _tasks.MetaBatch(*(t[:2] for t in batch))
                 probe = lambda batching: algorithm.episode_loss(net, meta, small, step, batching)
                 self.batching_ = fn.choose_batching(module, probe)
             loss, update = self._outer_step(algorithm, net, meta, batch, step)
+            if group is not None:
+                loss, update = _distributed.all_reduce_update(loss, update, part)
             _training.apply_update(meta, update, algorithm.outer_update, self.optimizer_)
             return loss.detach()
 
@@ -257,7 +266,7 @@ or task sampler
                     n_steps,
                     record=record,
                     divergence_message=divergence_message,
-                    verbose=self.verbose,
+                    verbose=self.verbose if group is None or group[0] == 0 else 0,
                 )
         finally:
             module.eval()

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 import torch
 
-from .. import _tasks
+from .. import _tasks, _workers
 
 
 def resolve_device(device) -> torch.device:
@@ -18,7 +18,9 @@ def resolve_device(device) -> torch.device:
     strings and for CUDA when no CUDA device is available.
     """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # After a fork from a parent that used CUDA, CUDA cannot work: stay on the CPU.
+        use_cuda = not _workers.in_bad_fork() and torch.cuda.is_available()
+        return torch.device("cuda" if use_cuda else "cpu")
     if isinstance(device, torch.device):
         resolved = device
     elif isinstance(device, str):
@@ -32,6 +34,12 @@ def resolve_device(device) -> torch.device:
         raise ValueError(
             f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto' "
             "(or the torch.device of one)."
+        )
+    if resolved.type == "cuda" and _workers.in_bad_fork():
+        raise ValueError(
+            f"device={device!r} in a process forked after its parent initialised CUDA, "
+            "where CUDA cannot be used; run parallel fits in spawned workers (joblib's "
+            "default loky backend, Dask or Ray) or with device='cpu'."
         )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
