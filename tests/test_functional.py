@@ -28,6 +28,35 @@ def test_weighted_losses_ignore_padding():
     assert fn.weighted_cross_entropy(logits, labels, w).item() == pytest.approx(expected.item())
 
 
+def test_no_weights_is_the_unit_weighted_loss_and_gradient():
+    """w=None (a meta-batch without padding) gives the same loss and meta-gradient,
+    bit for bit, as weights of ones, through a second-order inner step under vmap."""
+    model, params, _, _, _ = toy_problem()
+    params = {k: v.requires_grad_() for k, v in params.items()}
+    X, y = torch.randn(4, 10, 3), torch.randn(4, 10)
+    net = fn.Network(model, fn.weighted_mse, {}, fn.has_tied_tensors(model))
+    assert net.tied is False
+    shared = nn.Linear(3, 3)
+    assert fn.has_tied_tensors(nn.Sequential(shared, nn.ReLU(), shared))
+
+    def meta_loss(w):
+        def task(X, y, w):
+            adapted = fn.inner_loop(net.support_loss(X, y, w), params, fn.SGD(0.1), 1)[-1]
+            return net.loss(adapted, X, y, w)
+
+        loss = fn.over_tasks(task, "vmap")(X, y, w).mean()
+        return loss, torch.autograd.grad(loss, list(params.values()))
+
+    plain, weighted = meta_loss(None), meta_loss(torch.ones(4, 10))
+    assert torch.equal(plain[0], weighted[0])
+    assert all(torch.equal(a, b) for a, b in zip(plain[1], weighted[1]))
+    logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 2, 2, 1, 0])
+    assert torch.equal(
+        fn.weighted_cross_entropy(logits, labels, None),
+        fn.weighted_cross_entropy(logits, labels, torch.ones(6)),
+    )
+
+
 def test_sgd_inner_loop_equals_plain_autograd_steps():
     model, params, X, y, w = toy_problem()
     net = fn.Network(model, fn.weighted_mse, {})

@@ -20,13 +20,16 @@ from .._meta_parameters import Tree
 from ._common import Step, meta_gradient
 
 
-def prototypes(embeddings: Tensor, y: Tensor, w: Tensor, n_classes: int) -> Tensor:
-    """Mean embedding of each class ``0..n_classes - 1`` over the rows with weight 1.
+def prototypes(embeddings: Tensor, y: Tensor, w: Tensor | None, n_classes: int) -> Tensor:
+    """Mean embedding of each class ``0..n_classes - 1`` over the rows with weight 1
+    (every row when ``w`` is None).
 
     A class with no row gets a zero prototype (its logits are masked later).
     """
     classes = torch.arange(n_classes, device=y.device)
-    members = (y[:, None] == classes).to(embeddings.dtype) * w[:, None]  # (n_rows, n_classes)
+    members = (y[:, None] == classes).to(embeddings.dtype)  # (n_rows, n_classes)
+    if w is not None:
+        members = members * w[:, None]
     counts = members.sum(dim=0).clamp(min=1.0)
     return (members.T @ embeddings) / counts[:, None]
 

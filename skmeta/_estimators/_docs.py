@@ -191,7 +191,7 @@ batching_ : {"vmap", "loop"}
     "optimizer_": """\
 optimizer_ : torch.optim.Adam
     The outer optimizer over ``meta_params_`` (kept for ``warm_start``
-    and ``partial_fit``).""",
+    and ``partial_fit``); torch's fused Adam on CPU and CUDA.""",
 }
 
 COMMON_TAIL = ["task_col", "device", "random_state", "verbose", "warm_start", "kwargs"]

@@ -114,7 +114,12 @@ or task sampler
 
     def _check_training_tasks(self, taskset: _tasks.TaskSet) -> None:
         self._check_tasks(taskset, training=True)
-        if hasattr(self, "module_"):  # the first draw is checked once the module is built
+        if not hasattr(self, "module_"):  # the first draw is checked once the module is built
+            return
+        sizes = taskset.sizes
+        if self._target.classification or not (sizes == sizes[0]).all():
+            # Regression tasks of one size have one support size: nothing is padded,
+            # so the per-draw walk over the module's layers is skipped.
             self._check_padding_invisible(taskset, modes={True})
 
     def _meta_train(self, X, y, groups, *, n_steps: int, schedule_start: int, clear=False):
@@ -165,7 +170,9 @@ or task sampler
             )
             self.optimizer_ = None
             if algorithm.outer_update == "gradient":
-                self.optimizer_ = torch.optim.Adam(self.meta_params_.parameters(), lr=self.meta_lr)
+                self.optimizer_ = _training.outer_adam(
+                    self.meta_params_.parameters(), self.meta_lr, self.device_
+                )
             self.loss_curve_ = []
             self.batching_ = None
             setattr(self, _compiled.CACHE_ATTRIBUTE, None)  # compiled for the old module
@@ -215,7 +222,8 @@ or task sampler
 
     def _run_outer_steps(self, algorithm, source, n_steps, schedule_start, generator, rng):
         module = self.module_
-        net = fn.Network(module, self._target.loss, dict(module.named_buffers()))
+        buffers = dict(module.named_buffers())
+        net = fn.Network(module, self._target.loss, buffers, fn.has_tied_tensors(module))
         meta = self.meta_params_.tree()
         n_tasks = self.meta_batch_size
         if isinstance(source, _tasks.FixedTasks):
@@ -229,7 +237,7 @@ or task sampler
                 batch, part = _distributed.shard(batch, *group)
             step = Step(self.n_iter_ + i, (schedule_start + i) / self.max_iter)
             if self.batching_ is None:
-                small = _tasks.MetaBatch(*(t[:2] for t in batch))
+                small = _tasks.MetaBatch(*(None if t is None else t[:2] for t in batch))
                 probe = lambda batching: algorithm.episode_loss(net, meta, small, step, batching)
                 self.batching_ = fn.choose_batching(module, probe)
             loss, update = self._outer_step(algorithm, net, meta, batch, step)

@@ -16,7 +16,7 @@ from ._losses import (
     weighted_cross_entropy,
     weighted_mse,
 )
-from ._network import LossFn, Network, Params, describe_output
+from ._network import LossFn, Network, Params, describe_output, has_tied_tensors
 from ._updates import SGD, Adam, PerParameterSGD, PerStepSGD
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "PerStepSGD",
     "choose_batching",
     "describe_output",
+    "has_tied_tensors",
     "inner_loop",
     "mask_absent_classes",
     "over_tasks",

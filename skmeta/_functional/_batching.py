@@ -21,16 +21,28 @@ def over_tasks(function: Callable, batching: str) -> Callable:
     results, for modules vmap cannot run (BatchNorm updating its running
     statistics, data-dependent control flow). Both compute the same values
     and gradients. Arguments and results may be tensors or nested
-    dicts/tuples of tensors.
+    dicts/tuples of tensors; an argument that is None (a meta-batch's
+    weights when no row is padding) is passed as None to every task.
     """
     if batching == "vmap":
-        return vmap(function, randomness="different")
+        batched = vmap(function, randomness="different")
+
+        def vmapped(*args):
+            if any(arg is None for arg in args):
+                in_dims = tuple(None if arg is None else 0 for arg in args)
+                return vmap(function, in_dims=in_dims, randomness="different")(*args)
+            return batched(*args)
+
+        return vmapped
     if batching != "loop":
         raise ValueError(f"batching must be one of {BATCHINGS}, got {batching!r}")
 
+    def row(t, i):
+        return None if t is None else t[i]
+
     def looped(*args):
-        n_tasks = tree_flatten(args)[0][0].shape[0]
-        results = [function(*tree_map(lambda t, i=i: t[i], args)) for i in range(n_tasks)]
+        n_tasks = next(t for t in tree_flatten(args)[0] if t is not None).shape[0]
+        results = [function(*tree_map(lambda t, i=i: row(t, i), args)) for i in range(n_tasks)]
         leaves = [tree_flatten(result)[0] for result in results]
         stacked = [torch.stack(column) for column in zip(*leaves)]
         return tree_unflatten(stacked, tree_flatten(results[0])[1])

@@ -19,6 +19,13 @@ def describe_output(output) -> str:
     return f"a {type(output).__module__}.{type(output).__qualname__}".replace("builtins.", "")
 
 
+def has_tied_tensors(module: nn.Module) -> bool:
+    """Whether one tensor of ``module`` appears under two names (tied weights)."""
+    named = list(module.named_parameters(remove_duplicate=False))
+    named += list(module.named_buffers(remove_duplicate=False))
+    return len({id(tensor) for _, tensor in named}) < len(named)
+
+
 @dataclass(frozen=True)
 class Network:
     """The architecture of ``module``, its buffers and a loss, as pure functions.
@@ -36,16 +43,27 @@ class Network:
         ``loss_fn(output, y, w)``: a masked loss of :mod:`._losses`.
     buffers : dict of str to Tensor
         Buffers (BatchNorm statistics) passed with every call.
+    tied : bool or None, default=None
+        Whether ``module`` shares a tensor between two of its names (tied
+        weights), as :func:`has_tied_tensors` tells; None: unknown. Only
+        False lets :func:`~torch.func.functional_call` skip looking for
+        them at every call.
     """
 
     module: nn.Module
     loss_fn: LossFn
     buffers: Params
+    tied: bool | None = None
 
     def __call__(self, params: Params, X: Tensor, buffers: Params | None = None) -> Tensor:
         """Output of the module with ``params`` (and ``buffers``, default its own) on ``X``."""
         buffers = self.buffers if buffers is None else buffers
-        output = functional_call(self.module, (params, buffers), (X,))
+        output = functional_call(
+            self.module,
+            (params, buffers) if buffers else params,
+            (X,),
+            tie_weights=self.tied is not False,
+        )
         # Checked at every call (shapes only, no device sync): a module right for
         # some row counts only would otherwise broadcast silently in the loss.
         if not isinstance(output, Tensor) or output.ndim == 0 or output.shape[0] != X.shape[0]:

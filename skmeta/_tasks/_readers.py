@@ -325,21 +325,29 @@ def _stack_plain_arrays(tasks, n_features, *, classification: bool):
     or None when anything needs the full checks (which then also produce the
     error message naming the task).
     """
-    X_parts, y_parts = [], []
-    for pair in tasks:
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+    # The checks run on the sets of types, shapes and dtypes (one element each
+    # for the usual sampler), not task by task: this runs at every outer step.
+    if not all(issubclass(kind, (list, tuple)) for kind in {type(pair) for pair in tasks}):
+        return None
+    if {len(pair) for pair in tasks} != {2}:
+        return None
+    X_parts, y_parts = zip(*tasks)
+    if {type(part) for part in X_parts} | {type(part) for part in y_parts} != {np.ndarray}:
+        return None
+    if any(dtype.kind != "f" for dtype in {part.dtype for part in X_parts}):
+        return None
+    if not classification and any(dtype.kind != "f" for dtype in {p.dtype for p in y_parts}):
+        return None
+    X_shapes, y_shapes = {part.shape for part in X_parts}, {part.shape for part in y_parts}
+    if any(len(shape) != 2 or shape[1] != n_features or shape[0] == 0 for shape in X_shapes):
+        return None
+    if any(len(shape) != 1 for shape in y_shapes):
+        return None
+    if len(X_shapes) == 1 and len(y_shapes) == 1:
+        if next(iter(X_shapes))[0] != next(iter(y_shapes))[0]:
             return None
-        X_t, y_t = pair
-        if not (isinstance(X_t, np.ndarray) and isinstance(y_t, np.ndarray)):
-            return None
-        if X_t.ndim != 2 or X_t.shape[1] != n_features or X_t.dtype.kind != "f":
-            return None
-        if y_t.ndim != 1 or len(y_t) != len(X_t) or len(y_t) == 0:
-            return None
-        if not classification and y_t.dtype.kind != "f":
-            return None
-        X_parts.append(X_t)
-        y_parts.append(y_t)
+    elif [len(part) for part in X_parts] != [len(part) for part in y_parts]:
+        return None
     X_all = np.concatenate(X_parts).astype(np.float32, copy=False)
     if not np.isfinite(X_all).all():
         return None

@@ -41,7 +41,7 @@ class FixedTasks:
             tasks = torch.randperm(n_total, generator=generator, device=generator.device)
             tasks = tasks[:n_tasks]
         if self.padded is not None:
-            return self.padded.split(generator, tasks, relabel_to=relabel_to)
+            return self.padded.split(generator, tasks, relabel_to=relabel_to, weights=False)
         tasks = np.arange(n_total) if tasks is None else tasks.cpu().numpy()
         padded = self.rows.padded(tasks, max_query=MAX_QUERY_ROWS)
         return padded.split(generator, relabel_to=relabel_to)
@@ -80,7 +80,7 @@ class SampledTasks:
             )
             if self.check is not None:
                 self.check(taskset)
-        return self._pad(taskset).split(generator, relabel_to=relabel_to)
+        return self._pad(taskset).split(generator, relabel_to=relabel_to, weights=False)
 
     def _pad(self, taskset: TaskSet) -> PaddedTasks:
         """``taskset.to_padded``, reusing the layout of earlier draws of the same shape.

@@ -31,15 +31,18 @@ class MetaBatch(NamedTuple):
     """Support and query sets of a batch of tasks, zero-padded to equal size.
 
     Every tensor has the task as its leading dimension. ``w_*`` are 1.0 for
-    real rows and 0.0 for padding, so losses are exact masked means.
+    real rows and 0.0 for padding, so losses are exact masked means; they are
+    None when every row is real and the caller asked for no weights
+    (``split(weights=False)``, meta-training on equal-size tasks): the losses
+    are then plain means.
     """
 
     X_support: torch.Tensor  # (n_tasks, n_support_max, n_features)
     y_support: torch.Tensor  # (n_tasks, n_support_max)
-    w_support: torch.Tensor  # (n_tasks, n_support_max)
+    w_support: torch.Tensor | None  # (n_tasks, n_support_max)
     X_query: torch.Tensor  # (n_tasks, n_query_max, n_features)
     y_query: torch.Tensor  # (n_tasks, n_query_max)
-    w_query: torch.Tensor  # (n_tasks, n_query_max)
+    w_query: torch.Tensor | None  # (n_tasks, n_query_max)
 
 
 def task_name(task_id):
@@ -328,6 +331,7 @@ class PaddedTasks:
         tasks: torch.Tensor | None = None,
         *,
         relabel_to: int | None = None,
+        weights: bool = True,
     ) -> MetaBatch:
         """Draw a random support/query split of some tasks, on the device.
 
@@ -341,6 +345,9 @@ class PaddedTasks:
             Classification during meta-training: map each task's class codes
             through a fresh random injection into ``0..relabel_to - 1``, so
             that output units carry no class identity across tasks.
+        weights : bool, default=True
+            False: when no row is padding (tasks of one size and one support
+            size), return None as the weights rather than tensors of ones.
         """
         X, y, strata, quota, lengths = self.X, self.y, self.strata, self.quota, self.lengths
         if self.offsets is not None:
@@ -358,7 +365,7 @@ class PaddedTasks:
         n_batch, width = strata.shape
         device = X.device
         if self.uniform and relabel_to is None:
-            return self._split_uniform(X, y, generator)
+            return self._split_uniform(X, y, generator, weights)
         positions = torch.arange(width, device=device)
 
         keys = torch.rand((n_batch, width), generator=generator, device=device)
@@ -432,7 +439,7 @@ class PaddedTasks:
             w_query=w_query.to(dtype),
         )
 
-    def _split_uniform(self, X, y, generator: torch.Generator) -> MetaBatch:
+    def _split_uniform(self, X, y, generator: torch.Generator, weights: bool) -> MetaBatch:
         """``split`` when every task has the same rows and support size and no padding.
 
         Draws the same keys and so the same split as the general path (whose
@@ -445,12 +452,15 @@ class PaddedTasks:
         rows = torch.argsort(keys, dim=1)[:, : n_support + n_query]
         X_rows = X.gather(1, rows.unsqueeze(-1).expand(-1, -1, X.shape[-1]))
         y_rows = y.gather(1, rows)
-        w = torch.ones((n_batch, n_support + n_query), dtype=X.dtype, device=X.device)
+        w_support = w_query = None
+        if weights:
+            w = torch.ones((n_batch, n_support + n_query), dtype=X.dtype, device=X.device)
+            w_support, w_query = w[:, :n_support], w[:, n_support:]
         return MetaBatch(
             X_support=X_rows[:, :n_support],
             y_support=y_rows[:, :n_support],
-            w_support=w[:, :n_support],
+            w_support=w_support,
             X_query=X_rows[:, n_support:],
             y_query=y_rows[:, n_support:],
-            w_query=w[:, n_support:],
+            w_query=w_query,
         )
