@@ -86,9 +86,11 @@ def shard_bounds(n_tasks: int, rank: int, world_size: int) -> Shard:
 
 
 def shard(batch, rank: int, world_size: int):
-    """``(this rank's part of batch, Shard)``; ``batch`` is a MetaBatch (task axis first)."""
+    """``(this rank's part of batch, Shard)``; ``batch`` is a MetaBatch (task axis first,
+    with ``w_*`` None for unpadded batches)."""
     part = shard_bounds(batch[0].shape[0], rank, world_size)
-    return type(batch)(*(t[part.start : part.stop] for t in batch)), part
+    rows = slice(part.start, part.stop)
+    return type(batch)(*(None if t is None else t[rows] for t in batch)), part
 
 
 def all_reduce_update(loss: torch.Tensor, update: Tree, part: Shard):
