@@ -366,26 +366,13 @@ class PaddedTasks:
         device = X.device
         if self.uniform and relabel_to is None:
             return self._split_uniform(X, y, generator, weights)
-        positions = torch.arange(width, device=device)
-
-        keys = torch.rand((n_batch, width), generator=generator, device=device)
-        if quota.shape[1] == 2:
-            # One stratum (regression): a random order of the real rows, padding
-            # last; the first n_support rows are the support set.
-            order = torch.argsort(strata.to(keys.dtype) + keys, dim=1)
-        else:
-            order = self._stratified_order(strata, quota, keys, positions)
-        n_support = quota.sum(dim=1, keepdim=True)
-        support_pos = positions[: self.n_support_max].expand(n_batch, -1)
-        query_pos = n_support + torch.arange(self.n_query_max, device=device)
+        order, n_support, support_pos, query_pos, injection = self._draw(
+            strata, quota, generator, relabel_to
+        )
         support_rows = order.gather(1, support_pos)
         query_rows = order.gather(1, query_pos.clamp(max=width - 1))
         batch_index = torch.arange(n_batch, device=device)[:, None]
-
-        if relabel_to is not None:
-            injection = torch.argsort(
-                torch.rand((n_batch, relabel_to), generator=generator, device=device), dim=1
-            )
+        if injection is not None:
             y = injection.gather(1, y)
         dtype = X.dtype
         return MetaBatch(
@@ -397,15 +384,22 @@ class PaddedTasks:
             w_query=(query_pos < lengths[:, None]).to(dtype),
         )
 
-    def _split_rows(self, generator: torch.Generator, relabel_to: int | None) -> MetaBatch:
-        """``split`` of tasks held as long rows: the same draw as for padded
-        tensors, then only the support and query rows are gathered."""
-        strata, quota, lengths = self.strata, self.quota, self.lengths
+    def _draw(self, strata, quota, generator: torch.Generator, relabel_to: int | None):
+        """The random part of a split, shared by padded tensors and long rows.
+
+        Returns ``(order, n_support, support_pos, query_pos, injection)``: each
+        task's rows in random order with ``quota`` rows of each stratum first
+        and padding last, its support size, the positions in ``order`` of the
+        support and query rows, and the relabelling injection (None without
+        ``relabel_to``).
+        """
         n_batch, width = strata.shape
         device = strata.device
         positions = torch.arange(width, device=device)
         keys = torch.rand((n_batch, width), generator=generator, device=device)
         if quota.shape[1] == 2:
+            # One stratum (regression): a random order of the real rows, padding
+            # last; the first n_support rows are the support set.
             order = torch.argsort(strata.to(keys.dtype) + keys, dim=1)
         else:
             order = self._stratified_order(strata, quota, keys, positions)
@@ -417,6 +411,15 @@ class PaddedTasks:
             injection = torch.argsort(
                 torch.rand((n_batch, relabel_to), generator=generator, device=device), dim=1
             )
+        return order, n_support, support_pos, query_pos, injection
+
+    def _split_rows(self, generator: torch.Generator, relabel_to: int | None) -> MetaBatch:
+        """``split`` of tasks held as long rows: the same draw as for padded
+        tensors, then only the support and query rows are gathered."""
+        lengths, width = self.lengths, self.strata.shape[1]
+        order, n_support, support_pos, query_pos, injection = self._draw(
+            self.strata, self.quota, generator, relabel_to
+        )
 
         def take(pos, real):
             rows = order.gather(1, pos.clamp(max=width - 1))
