@@ -88,9 +88,10 @@ def apply_update(meta: Tree, update: Tree, outer_update: str, optimizer) -> None
         raise ValueError(f"Unknown outer update {outer_update!r}")
 
 
-def all_finite(meta_params: MetaParameters) -> bool:
-    values = [p.detach().reshape(-1) for p in meta_params.parameters()]
-    return bool(torch.isfinite(torch.cat(values)).all())
+def all_finite(tensors) -> bool:
+    """Whether every tensor is free of NaN and inf, with one copy to the host."""
+    tensors = [t.detach().reshape(-1) for t in tensors]
+    return not tensors or bool(torch.isfinite(torch.cat(tensors)).all())
 
 
 def run_outer_steps(
@@ -133,7 +134,7 @@ def run_outer_steps(
                 losses = torch.stack(pending).tolist()
                 pending.clear()
                 bad = [i for i, loss in enumerate(losses) if not math.isfinite(loss)]
-                if not bad and not all_finite(meta_params):
+                if not bad and not all_finite(meta_params.parameters()):
                     bad = [len(losses) - 1]  # finite losses: the last step's update was not
                 if bad:
                     diverged = bad[0], losses[bad[0]]

@@ -29,6 +29,7 @@ from .. import _functional as fn
 from .._modules import MLP
 from .._persistence import PersistenceMixin
 from .._random import OwnGenerator, own_randomness
+from .._training import all_finite
 from .._warnings import SingleTaskWarning, UnadaptedPredictionWarning
 from ._params import check_shots, check_verbose
 
@@ -59,12 +60,6 @@ def _row_mixing_layers(module: nn.Module, modes) -> list[str]:
         elif isinstance(layer, nn.InstanceNorm1d):
             names.append(f"{name or 'module'} ({type(layer).__name__})")
     return names
-
-
-def all_finite(tensors) -> bool:
-    """Whether every tensor is free of NaN and inf, with one copy to the host."""
-    tensors = [t.reshape(-1) for t in tensors]
-    return not tensors or bool(torch.isfinite(torch.cat(tensors)).all())
 
 
 class TaskEstimator(PersistenceMixin, BaseEstimator):

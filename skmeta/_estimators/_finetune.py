@@ -29,7 +29,8 @@ from .._algorithms import FineTune
 from .._algorithms.finetune import OPTIMIZERS
 from .._meta_parameters import MetaParameters
 from .._modules import head_parameter_names
-from ._base import _PRETRAIN_STREAM, TaskEstimator, all_finite
+from .._training import all_finite
+from ._base import _PRETRAIN_STREAM, TaskEstimator
 from ._docs import compose
 from ._outputs import ClassifierOutputs, RegressorOutputs
 from ._params import check_choice, check_number, resolve_device, store_parameters, with_parameters
