@@ -142,11 +142,13 @@ def run_outer_steps(
                 record(losses)
                 bar.update(len(losses))
                 bar.set_postfix(meta_loss=f"{losses[-1]:.4g}")
-                last_good = snapshot(meta_params, optimizer)
+                # The state to come back to; after the last chunk, everything is recorded.
+                last_good = snapshot(meta_params, optimizer) if step < n_steps - 1 else None
     except BaseException:
         # An error or interrupt inside a chunk (from the module, a sampler, Ctrl-C):
         # back to the chunk's start, the state that n_iter_ and loss_curve_ describe.
-        restore(meta_params, optimizer, last_good)
+        if last_good is not None:
+            restore(meta_params, optimizer, last_good)
         raise
     if diverged is not None:
         restore(meta_params, optimizer, last_good)

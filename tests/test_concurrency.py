@@ -101,4 +101,3 @@ def test_fit_in_threads_equals_serial_fit():
         results = in_threads(lambda e, tasks=tasks: meta_state(clone(e).fit(tasks)), [est])
         for state in results[: N_THREADS + 1]:
             assert all(torch.equal(state[k], serial[k]) for k in serial), name
-

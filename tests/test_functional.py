@@ -210,3 +210,61 @@ def test_inner_loop_may_update_buffers_in_place():
         fn.inner_loop(net.support_loss(X, y, w), params, fn.SGD(0.1), 2, buffers=buffers)
     assert not torch.equal(buffers["1.running_mean"], before)
     assert buffers["1.num_batches_tracked"].item() == 2
+
+
+def network_outputs_and_grads(net, params, X, y, seed):
+    """A second-order meta-gradient through one vmapped inner step, dropout drawn from ``seed``."""
+    from skmeta._random import OwnGenerator
+
+    params = {k: v.clone().requires_grad_() for k, v in params.items()}
+    generator = torch.Generator().manual_seed(seed)
+
+    def task(X, y):
+        adapted = fn.inner_loop(net.support_loss(X, y, None), params, fn.SGD(0.1), 1)[-1]
+        return net(adapted, X)
+
+    with OwnGenerator(generator):
+        outputs = fn.over_tasks(task, "vmap")(X, y)
+    grads = torch.autograd.grad(outputs.square().mean(), list(params.values()))
+    return outputs, grads
+
+
+@pytest.mark.parametrize("dropout, training", [(0.0, False), (0.3, True), (0.3, False)])
+def test_mlp_forward_with_is_functional_call_bit_for_bit(dropout, training):
+    """The default MLP runs as a function of its parameters (no functional_call swap):
+    outputs and second-order meta-gradients equal functional_call's exactly, dropout
+    masks included."""
+    torch.manual_seed(0)
+    model = MLP(3, 1, (8, 8), dropout=dropout).train(training)
+    params = {k: v.detach().clone() for k, v in model.named_parameters()}
+    X, y = torch.randn(4, 6, 3), torch.randn(4, 6)
+    direct = fn.Network(model, fn.weighted_mse, {})
+    assert direct._forward_with
+    swapped = fn.Network(model, fn.weighted_mse, {})
+    object.__setattr__(swapped, "_forward_with", False)  # functional_call, as for any module
+    out_direct, grads_direct = network_outputs_and_grads(direct, params, X, y, seed=5)
+    out_swapped, grads_swapped = network_outputs_and_grads(swapped, params, X, y, seed=5)
+    torch.testing.assert_close(out_direct, out_swapped, rtol=0, atol=0)
+    for a, b in zip(grads_direct, grads_swapped):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    if training:  # the masks are drawn: another seed gives other outputs
+        other, _ = network_outputs_and_grads(direct, params, X, y, seed=6)
+        assert not torch.equal(other, out_direct)
+
+
+def test_subclasses_and_hooked_mlps_go_through_functional_call():
+    class Doubled(MLP):
+        def forward(self, X):
+            return 2 * super().forward(X)
+
+    assert not fn.Network(Doubled(2, 1, (4,)), fn.weighted_mse, {})._forward_with
+    model = MLP(2, 1, (4,))
+    handle = model.layers[0].register_forward_hook(lambda module, args, out: out * 0)
+    hooked = fn.Network(model, fn.weighted_mse, {})
+    assert not hooked._forward_with
+    params = dict(model.named_parameters())
+    torch.testing.assert_close(  # the hook zeroed the first layer: the bias is left
+        hooked(params, torch.randn(5, 2)), model.layers[2].bias.expand(5, 1), rtol=0, atol=0
+    )
+    handle.remove()
+    assert fn.Network(model, fn.weighted_mse, {})._forward_with

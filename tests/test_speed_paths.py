@@ -113,6 +113,110 @@ def test_equal_size_tasks_give_the_recorded_losses_and_scores(name):
     assert est.score(tasks) == pytest.approx(score, rel=1e-12, abs=0)
 
 
+class Draws:
+    """A sampler of sinusoid tasks; ``change(draw, tasks)`` may alter the tasks of each draw."""
+
+    def __init__(self, change=lambda draw, tasks: tasks, n_samples=12):
+        self.sinusoid, self.change, self.draws = SinusoidTasks(n_samples=n_samples), change, 0
+
+    def sample(self, n_tasks, random_state=None):
+        tasks = self.sinusoid.sample(n_tasks, random_state=random_state)
+        self.draws += 1
+        return self.change(self.draws, tasks)
+
+
+SAMPLED = dict(META, max_iter=5)
+
+
+def test_equal_size_draws_skip_the_taskset_and_read_the_same_rows(monkeypatch):
+    """Later draws of equal-size regression tasks are stacked directly (no TaskSet);
+    the meta-batches, and so the fit, are those of the checked path, which lists of
+    lists (not ndarrays) still take."""
+    import skmeta._tasks._sources as sources
+
+    taken = []
+    equal_draw = sources.SampledTasks._equal_draw
+    monkeypatch.setattr(
+        sources.SampledTasks,
+        "_equal_draw",
+        lambda self, tasks: taken.append(equal_draw(self, tasks)) or taken[-1],
+    )
+    fast = MAMLRegressor(**SAMPLED).fit(Draws())
+    assert len(taken) == 4 and all(padded is not None for padded in taken)
+
+    as_lists = lambda draw, tasks: [(X.tolist(), y.tolist()) for X, y in tasks]
+    taken.clear()
+    checked = MAMLRegressor(**SAMPLED).fit(Draws(as_lists))
+    assert len(taken) == 4 and all(padded is None for padded in taken)
+    assert fast.loss_curve_ == checked.loss_curve_
+    for a, b in zip(fast.meta_params_.parameters(), checked.meta_params_.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    # The padded tasks of the fast path equal those built from a TaskSet of the draw.
+    est = MAMLRegressor(**SAMPLED).fit(Draws())
+    tasks = SinusoidTasks(n_samples=12).sample(4, random_state=1)
+    source = sources.SampledTasks(
+        est, None, est.device_, est.shots, stratify=False, classification=False
+    )
+    via_taskset = source._pad(read_tasks(est, tasks, reset=False))
+    direct = source._equal_draw(tasks)
+    assert direct is not None
+    torch.testing.assert_close(direct.X, via_taskset.X, rtol=0, atol=0)
+    torch.testing.assert_close(direct.y, via_taskset.y, rtol=0, atol=0)
+    assert direct.X.dtype == torch.float32 and direct.y.dtype == torch.float32
+
+
+def set_task(t, X=None, y=None, at_draw=3):
+    """``change`` for Draws: task ``t`` of draw ``at_draw`` gets these X or y."""
+
+    def change(draw, tasks):
+        if draw == at_draw:
+            X_t, y_t = tasks[t]
+            tasks[t] = (X_t if X is None else X(X_t), y_t if y is None else y(y_t))
+        return tasks
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (set_task(2, X=lambda X: np.where(X > 0, np.nan, X)), ValueError, "Task 2.*NaN"),
+        (set_task(1, X=lambda X: X.astype(np.float64) * 1e39), ValueError, "Task 1.*float32"),
+        (set_task(0, y=lambda y: np.full_like(y, np.inf)), ValueError, "Task 0.*infinity"),
+        (set_task(3, X=lambda X: np.hstack([X, X])), ValueError, "Task 3 has 2 features"),
+        (set_task(1, X=lambda X: X[:5]), ValueError, "Task 1: X has 5 rows but y has 12"),
+        (
+            lambda draw, tasks: [(X, y, y) for X, y in tasks] if draw == 3 else tasks,
+            ValueError,
+            "an \\(X, y\\) pair",
+        ),
+    ],
+)
+def test_bad_later_draws_get_the_checked_paths_error(change, error, match):
+    est = MAMLRegressor(**SAMPLED)
+    with pytest.raises(error, match=match) as info:
+        est.fit(Draws(change))
+    assert "Draws.sample(4, random_state) returned an invalid task" in str(info.value)
+    assert est.n_iter_ == 0 and est.loss_curve_ == []  # failed within its first chunk
+
+
+@pytest.mark.parametrize(
+    "change, same_values",
+    [
+        (set_task(2, X=lambda X: X.astype(np.float16)), False),
+        (set_task(2, y=lambda y: y.astype(np.float64)), True),
+        (set_task(0, X=lambda X: np.asfortranarray(np.hstack([X, 2 * X]))[:, :1]), True),
+    ],
+)
+def test_equal_draws_of_other_float_layouts_are_read_as_float32(change, same_values):
+    """float16/float64 or non-contiguous tasks in later draws are read like float32 ones."""
+    plain = MAMLRegressor(**SAMPLED).fit(Draws())
+    changed = MAMLRegressor(**SAMPLED).fit(Draws(change))
+    assert len(changed.loss_curve_) == 5 and np.isfinite(changed.loss_curve_).all()
+    assert (changed.loss_curve_ == plain.loss_curve_) is same_values
+
+
 def uneven_tasks(sizes, n_features=2, seed=0):
     rng = np.random.RandomState(seed)
     return [(rng.randn(n, n_features), rng.randn(n)) for n in sizes]

@@ -34,6 +34,8 @@ from .._warnings import SingleTaskWarning, UnadaptedPredictionWarning
 from ._params import check_shots, check_verbose
 
 _MODULE_PREFIX = "module__"
+# class -> its parameter names (TaskEstimator._get_param_names).
+_PARAM_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # A long-format fit without task ids on this many rows or more may warn (SingleTaskWarning).
 ONE_TASK_WARNING_ROWS = 1000
 
@@ -81,6 +83,15 @@ class TaskEstimator(PersistenceMixin, BaseEstimator):
     _SCORE_CHUNK = 256
 
     # ---------------------------------------------------------------- params
+    @classmethod
+    def _get_param_names(cls):
+        """scikit-learn's parameter names from ``__init__``'s signature, read once per class
+        (``fit``, ``partial_fit``, ``get_params`` and ``set_params`` ask at every call)."""
+        names = _PARAM_NAMES.get(cls)
+        if names is None:
+            names = _PARAM_NAMES[cls] = super()._get_param_names()
+        return list(names)
+
     def _store_module_kwargs(self, kwargs: dict) -> None:
         # Stored unchecked (sklearn: __init__ never raises); fit rejects non-module__ names.
         for key, value in kwargs.items():

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .._modules import runs_forward_with
+
 Params = dict[str, Tensor]
 LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 
@@ -55,8 +57,15 @@ class Network:
     buffers: Params
     tied: bool | None = None
 
+    def __post_init__(self):
+        # skmeta's own MLP is called as a function of its parameters directly
+        # (MLP.forward_with): the same values as functional_call, without its swap.
+        object.__setattr__(self, "_forward_with", runs_forward_with(self.module))
+
     def __call__(self, params: Params, X: Tensor, buffers: Params | None = None) -> Tensor:
         """Output of the module with ``params`` (and ``buffers``, default its own) on ``X``."""
+        if self._forward_with:
+            return self.module.forward_with(params, X)
         buffers = self.buffers if buffers is None else buffers
         output = functional_call(
             self.module,

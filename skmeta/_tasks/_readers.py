@@ -318,6 +318,44 @@ def _check_one_task(t, X_t, y_t, n_features, *, reset: bool, classification: boo
     return X_arr, y_arr
 
 
+def stack_equal_tasks(estimator, tasks) -> tuple[np.ndarray, np.ndarray] | None:
+    """Regression tasks of one shape, stacked: the sampler's per-step fast path.
+
+    When every task is a pair of float ndarrays, ``X_i`` of one shape
+    ``(n_rows, n_features_in_)`` and ``y_i`` of shape ``(n_rows,)``, all
+    finite in float32, and the estimator is fitted without feature names,
+    returns float32 ``X`` of shape ``(n_tasks, n_rows, n_features)`` and
+    ``y`` of shape ``(n_tasks, n_rows)``: the values :func:`_read_task_list`
+    would read, with one pass over the tasks. Returns None otherwise (the
+    full checks then read the tasks, or name what is wrong).
+    """
+    n_features = getattr(estimator, "n_features_in_", None)
+    if n_features is None or hasattr(estimator, "feature_names_in_") or not tasks:
+        return None
+    # Checks on sets of types, lengths, shapes and dtypes (one element each for
+    # such tasks), then one concatenation: this runs at every outer step.
+    if not {type(pair) for pair in tasks} <= {tuple, list} or {len(p) for p in tasks} != {2}:
+        return None
+    X_parts, y_parts = zip(*tasks)
+    if {type(part) for part in X_parts + y_parts} != {np.ndarray}:
+        return None
+    X_shapes, y_shapes = {part.shape for part in X_parts}, {part.shape for part in y_parts}
+    if len(X_shapes) != 1 or len(y_shapes) != 1:
+        return None
+    (X_shape,), (y_shape,) = X_shapes, y_shapes
+    n_rows = y_shape[0] if len(y_shape) == 1 else 0
+    if X_shape != (n_rows, n_features) or n_rows == 0:
+        return None
+    if any(dtype.kind != "f" for dtype in {part.dtype for part in X_parts + y_parts}):
+        return None
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+        X = np.concatenate(X_parts).astype(np.float32, copy=False)
+        y = np.concatenate(y_parts).astype(np.float32, copy=False)
+    if not (np.isfinite(X).all() and np.isfinite(y).all()):
+        return None  # NaN, inf, or beyond float32: the full checks name it
+    return X.reshape(len(tasks), n_rows, n_features), y.reshape(len(tasks), n_rows)
+
+
 def _stack_plain_arrays(tasks, n_features, *, classification: bool):
     """Fast path for samplers: float ndarrays of the right shapes, all finite.
 
@@ -348,11 +386,13 @@ def _stack_plain_arrays(tasks, n_features, *, classification: bool):
             return None
     elif [len(part) for part in X_parts] != [len(part) for part in y_parts]:
         return None
-    X_all = np.concatenate(X_parts).astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf: the full checks name it
+        X_all = np.concatenate(X_parts).astype(np.float32, copy=False)
+        y_all = None if classification else np.concatenate(y_parts)
+        y_finite = y_all is None or np.isfinite(y_all.astype(np.float32, copy=False)).all()
     if not np.isfinite(X_all).all():
         return None
-    y_all = None if classification else np.concatenate(y_parts)
-    if y_all is not None and not np.isfinite(y_all.astype(np.float32, copy=False)).all():
+    if not y_finite:
         return None  # NaN, inf, or beyond float32: the full checks name it
     return X_all, y_parts, y_all
 
@@ -405,6 +445,16 @@ def _ravel_column_targets(tasks) -> list:
 
 def _read_task_list(estimator, tasks, *, reset: bool, classification: bool) -> TaskSet:
     """Read a list of ``(X_i, y_i)`` pairs; errors name the offending task."""
+    equal = None if reset or classification else stack_equal_tasks(estimator, tasks)
+    if equal is not None:
+        X, y = equal
+        n_tasks, n_rows = y.shape
+        return TaskSet(
+            X=X.reshape(n_tasks * n_rows, -1),
+            y=y.reshape(-1),
+            task_index=np.repeat(np.arange(n_tasks, dtype=np.int64), n_rows),
+            task_ids=np.arange(n_tasks),
+        )
     tasks = _ravel_column_targets(tasks)
     stacked = None
     if not reset and not hasattr(estimator, "feature_names_in_"):
@@ -455,19 +505,35 @@ def _read_task_list(estimator, tasks, *, reset: bool, classification: bool) -> T
     )
 
 
-def draw_tasks(estimator, sampler, n_tasks: int, rng, *, reset: bool, classification: bool):
-    """Draw ``n_tasks`` tasks from a sampler and read them into a TaskSet."""
+def _sample_call(sampler, n_tasks: int) -> str:
+    return f"{type(sampler).__name__}.sample({n_tasks}, random_state)"
+
+
+def sample_tasks(sampler, n_tasks: int, rng) -> list | tuple:
+    """``sampler.sample(n_tasks, rng)``, checked to be a list of ``n_tasks`` tasks."""
     tasks = sampler.sample(n_tasks, random_state=rng)
-    call = f"{type(sampler).__name__}.sample({n_tasks}, random_state)"
     if not isinstance(tasks, (list, tuple)) or len(tasks) != n_tasks:
         raise ValueError(
-            f"{call} must return a list of {n_tasks} (X, y) tasks; got {type(tasks).__name__}"
+            f"{_sample_call(sampler, n_tasks)} must return a list of {n_tasks} (X, y) tasks; "
+            f"got {type(tasks).__name__}"
             f"{f' of length {len(tasks)}' if isinstance(tasks, (list, tuple)) else ''}."
         )
+    return tasks
+
+
+def read_sampled_tasks(estimator, sampler, tasks, *, reset: bool, classification: bool):
+    """Read the tasks a sampler returned into a TaskSet; errors name the sampler and task."""
     try:
         return _read_task_list(estimator, tasks, reset=reset, classification=classification)
     except (ValueError, TypeError) as exc:
+        call = _sample_call(sampler, len(tasks))
         raise type(exc)(f"{call} returned an invalid task: {exc}") from exc
+
+
+def draw_tasks(estimator, sampler, n_tasks: int, rng, *, reset: bool, classification: bool):
+    """Draw ``n_tasks`` tasks from a sampler and read them into a TaskSet."""
+    tasks = sample_tasks(sampler, n_tasks, rng)
+    return read_sampled_tasks(estimator, sampler, tasks, reset=reset, classification=classification)
 
 
 def read_task(estimator, X: Any, y: Any, *, classification: bool = False):

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ._readers import draw_tasks
+from ._readers import read_sampled_tasks, sample_tasks, stack_equal_tasks
 from ._taskset import MAX_QUERY_ROWS, MetaBatch, PaddedTasks, TaskSet
 
 
@@ -70,17 +70,39 @@ class SampledTasks:
     def next_batch(self, n_tasks: int, generator, rng, *, relabel_to=None) -> MetaBatch:
         taskset, self.pending = self.pending, None
         if taskset is None or taskset.n_tasks != n_tasks:
-            taskset = draw_tasks(
-                self.estimator,
-                self.sampler,
-                n_tasks,
-                rng,
-                reset=False,
-                classification=self.classification,
+            tasks = sample_tasks(self.sampler, n_tasks, rng)
+            padded = self._equal_draw(tasks)
+            if padded is not None:
+                return padded.split(generator, relabel_to=relabel_to, weights=False)
+            taskset = read_sampled_tasks(
+                self.estimator, self.sampler, tasks, reset=False, classification=self.classification
             )
             if self.check is not None:
                 self.check(taskset)
         return self._pad(taskset).split(generator, relabel_to=relabel_to, weights=False)
+
+    def _equal_draw(self, tasks) -> PaddedTasks | None:
+        """The usual draw, regression tasks of one shape seen before, without a TaskSet.
+
+        Their rows are read by :func:`stack_equal_tasks` and put in the
+        layout of the earlier draw of that shape; they need none of
+        ``check``'s checks, which are of classes and of padding (tasks of
+        one size and one support size are not padded). The padded tasks are
+        those :meth:`_pad` would return. None when the tasks need the full
+        path.
+        """
+        if self.classification:
+            return None
+        stacked = stack_equal_tasks(self.estimator, tasks)
+        if stacked is None:
+            return None
+        layout = self._layouts.get(stacked[1].shape)
+        return None if layout is None else self._with_rows(layout, *stacked)
+
+    def _with_rows(self, layout: PaddedTasks, X: np.ndarray, y: np.ndarray) -> PaddedTasks:
+        """``layout`` (padded tasks of this shape) holding the rows ``X``, ``y`` instead."""
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        return replace(layout, X=as_tensor(X), y=as_tensor(y))
 
     def _pad(self, taskset: TaskSet) -> PaddedTasks:
         """``taskset.to_padded``, reusing the layout of earlier draws of the same shape.
@@ -91,12 +113,11 @@ class SampledTasks:
         """
         sizes = taskset.sizes
         width = int(sizes[0]) if len(sizes) else 0
-        key, layout = (taskset.n_tasks, width), None
-        if not self.stratify and (sizes == width).all():
-            layout = self._layouts.get(key)
         if not (sizes == width).all():  # unequal sizes: pad to this draw's largest task
             rows = taskset.to_rows(self.device, self.shots, stratify=self.stratify)
             return rows.padded(np.arange(taskset.n_tasks), max_query=MAX_QUERY_ROWS)
+        key = (taskset.n_tasks, width)
+        layout = None if self.stratify else self._layouts.get(key)
         if layout is None:
             padded = taskset.to_padded(
                 self.device, self.shots, stratify=self.stratify, max_query=MAX_QUERY_ROWS
@@ -104,11 +125,10 @@ class SampledTasks:
             if padded.uniform:
                 self._layouts[key] = padded
             return padded
-        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-        return replace(
+        return self._with_rows(
             layout,
-            X=as_tensor(taskset.X.reshape(taskset.n_tasks, width, -1)),
-            y=as_tensor(taskset.y.reshape(taskset.n_tasks, width)),
+            taskset.X.reshape(taskset.n_tasks, width, -1),
+            taskset.y.reshape(taskset.n_tasks, width),
         )
 
 
