@@ -3,11 +3,14 @@
 With ``compile=True`` (or a dict of :func:`torch.compile` keyword arguments)
 an estimator runs two things through ``torch.compile``:
 
-* in meta-training, the algorithm's ``outer_core`` (MAML and its family: the
-  meta-loss, whose backward pass is compiled with it; Prototypical Networks:
-  the episode loss; Reptile: the tasks' inner loops). The step-dependent
-  values (MAML++'s loss weights) enter as tensors and the meta-gradient is
-  taken outside, so one graph serves every step;
+* in meta-training, the algorithm's ``outer_core``: for the algorithms
+  with a meta-gradient (MAML and its family, Prototypical Networks), the
+  meta-loss and its gradient together, as one function
+  (:meth:`Compiled.loss_and_gradient`; with the ``"loop"`` batching, whose
+  modules update buffers in place, the loss is compiled and autograd takes
+  its gradient); for Reptile, the tasks' inner loops. The step-dependent
+  values (MAML++'s loss weights) enter as tensors, so one graph serves
+  every step;
 * in few-shot ``score``, the batched adaptation and the query predictions.
 
 Compiled callables live in a per-estimator cache that is never pickled or
@@ -54,6 +57,8 @@ class Compiled:
         self.options = options
         self.functions: dict = {}
         self.failure: str | None = None
+        # key -> {kind: names}: the meta-parameters that get a meta-gradient.
+        self.gradient_of: dict = {}
 
     def wrap(self, key, function: Callable) -> Callable:
         """``function`` compiled (once per ``key``), falling back to ``function`` on failure.
@@ -82,6 +87,31 @@ class Compiled:
 
         return run
 
+    def loss_and_gradient(self, key, loss_of: Callable, meta, args: tuple, eager_step: Callable):
+        """``(loss, meta-gradient)`` of ``loss_of(meta, *args)``, compiled as one function.
+
+        :func:`torch.func.grad_and_value` of the loss, traced by torch.compile
+        with every input detached: one inference graph holding the loss and
+        its gradient, with no autograd around it (on the sinusoid MLP at
+        meta-batch 25, about twice the speed of the compiled loss followed by
+        autograd's backward pass through the compiled graph).
+
+        The gradient covers the meta-parameters that ``eager_step()`` (the
+        eager ``(loss, meta-gradient)``, run for the first step of each
+        ``key``) gave one: those that require a gradient and that the loss
+        uses. The others get none, as eagerly, so the outer optimizer skips
+        them rather than stepping on a zero gradient.
+        """
+        wrt = self.gradient_of.get(key)
+        if wrt is None or self.failure is not None:
+            loss, gradient = eager_step()
+            self.gradient_of[key] = {kind: tuple(grads) for kind, grads in gradient.items()}
+            return loss, gradient
+        run = self.wrap(("gradient", key), _with_gradient(loss_of))
+        fixed = {kind: {name: t.detach() for name, t in ts.items()} for kind, ts in meta.items()}
+        differentiated = {kind: {name: fixed[kind][name] for name in wrt[kind]} for kind in wrt}
+        return run(differentiated, fixed, *args)
+
     def _fail(self, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
         self.failure = reason
@@ -91,6 +121,25 @@ class Compiled:
             UserWarning,
             stacklevel=4,
         )
+
+
+def _with_gradient(loss_of: Callable) -> Callable:
+    """``(differentiated, fixed, *args) -> (loss, gradient)``: the gradient of
+    ``loss_of(meta, *args)`` with respect to the ``differentiated`` entries of
+    ``meta`` (``fixed`` holds every entry)."""
+
+    def loss_and_gradient(differentiated, fixed, *args):
+        def loss(differentiated):
+            meta = {
+                kind: {name: differentiated.get(kind, {}).get(name, t) for name, t in ts.items()}
+                for kind, ts in fixed.items()
+            }
+            return loss_of(meta, *args)
+
+        gradient, value = torch.func.grad_and_value(loss)(differentiated)
+        return value, gradient
+
+    return loss_and_gradient
 
 
 def _own_code(function: Callable) -> Callable:

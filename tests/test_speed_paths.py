@@ -326,6 +326,11 @@ def one_step_both_ways(est, compile_options):
     step = Step(1, 0.25)
     eager = algorithm.outer_step(net, meta, batch, step, est.batching_)
     est.set_params(compile=compile_options)
+    # The first step of a compiled fit is eager: it finds which meta-parameters get a
+    # meta-gradient; the later ones run compiled.
+    first = est._outer_step(algorithm, net, meta, batch, step)
+    for (kind, tensors), (_, first_tensors) in zip(eager[1].items(), first[1].items()):
+        assert all(torch.equal(tensors[name], first_tensors[name]) for name in tensors), kind
     compiled = est._outer_step(algorithm, net, meta, batch, step)
     return eager, compiled
 
@@ -364,6 +369,38 @@ def test_inductor_compiled_maml_matches_eager_and_does_not_recompile():
     np.testing.assert_allclose(compiled.score(tasks), eager.score(tasks), rtol=1e-5)
 
 
+class WithUnusedParameter(torch.nn.Module):
+    """A 1-feature regressor with a parameter its forward never uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(1, 8)
+        self.head = torch.nn.Linear(8, 1)
+        self.unused = torch.nn.Parameter(torch.ones(3))
+
+    def forward(self, X):
+        return self.head(torch.relu(self.body(X)))
+
+
+@pytest.mark.compile
+def test_compiled_steps_give_no_gradient_to_what_the_loss_does_not_use():
+    """As eagerly, a meta-parameter the loss does not use gets no meta-gradient (not a
+    zero one): Adam skips it and keeps no state for it."""
+    tasks = SinusoidTasks(n_samples=8).sample(6, random_state=0)
+    params = {**SMALL, "max_iter": 4, "module": WithUnusedParameter}
+    eager = MAMLRegressor(**params).fit(tasks)
+    compiled = MAMLRegressor(**params, compile=AOT).fit(tasks)
+    assert compiled._compiled_cache.failure is None
+    assert len(compiled._compiled_cache.functions) == 1  # steps 2 to 4 ran compiled
+    unused = compiled.module_.unused
+    assert unused not in compiled.optimizer_.state
+    assert torch.equal(unused, torch.ones(3))
+    assert len(compiled.optimizer_.state) == len(eager.optimizer_.state) == 4
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-5)
+    for a, b in zip(compiled.meta_params_.parameters(), eager.meta_params_.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.compile
 def test_one_graph_serves_every_step():
     graphs = []
@@ -373,7 +410,8 @@ def test_one_graph_serves_every_step():
         return graph_module.forward
 
     tasks = SinusoidTasks(n_samples=8).sample(6, random_state=0)
-    est = MAMLRegressor(**{**SMALL, "meta_batch_size": 3}, compile={"backend": counting_backend})
+    params = {**SMALL, "meta_batch_size": 3, "max_iter": 2}  # the first step is eager
+    est = MAMLRegressor(**params, compile={"backend": counting_backend})
     est.fit(tasks)
     compiled_once = len(graphs)
     assert compiled_once >= 1

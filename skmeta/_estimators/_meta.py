@@ -206,18 +206,28 @@ or task sampler
         classifier."""
 
     def _outer_step(self, algorithm, net: fn.Network, meta, batch, step: Step):
-        """``algorithm.outer_step``, its ``outer_core`` compiled when ``compile`` is on."""
+        """``algorithm.outer_step``, compiled when ``compile`` is on (:mod:`skmeta._compiled`)."""
         compiled = _compiled.compiled_for(self)
         if compiled is None:
             return algorithm.outer_step(net, meta, batch, step, self.batching_)
         module, loss_fn, batching = net.module, net.loss_fn, self.batching_
+        key = ("outer", algorithm, batching, module, module.training)
+        inputs = algorithm.outer_inputs(step, batch)
+        if algorithm.outer_update == "gradient" and batching == "vmap":
+
+            def loss_of(meta, buffers, batch, inputs):
+                network = fn.Network(module, loss_fn, buffers)
+                return algorithm.outer_core(network, meta, batch, inputs, batching)
+
+            eager = lambda: algorithm.outer_step(net, meta, batch, step, batching)
+            args = (net.buffers, batch, inputs)
+            return compiled.loss_and_gradient(key, loss_of, meta, args, eager)
 
         def core(buffers, meta, batch, inputs):
             network = fn.Network(module, loss_fn, buffers)
             return algorithm.outer_core(network, meta, batch, inputs, batching)
 
-        core = compiled.wrap(("outer", algorithm, batching, module, module.training), core)
-        result = core(net.buffers, meta, batch, algorithm.outer_inputs(step, batch))
+        result = compiled.wrap(key, core)(net.buffers, meta, batch, inputs)
         return algorithm.outer_finish(result, meta, step)
 
     def _run_outer_steps(self, algorithm, source, n_steps, schedule_start, generator, rng):
