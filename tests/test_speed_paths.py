@@ -228,13 +228,13 @@ def test_meta_batch_is_padded_to_its_own_largest_task():
     source = FixedTasks(taskset, torch.device("cpu"), 4, stratify=False)
     assert source.padded is None  # unequal sizes: no task-set-wide padding
     assert source.rows.X.shape == (sum(sizes), 2)  # held as long rows: memory follows the data
-    generator = torch.Generator().manual_seed(0)
+    generator, rng = torch.Generator().manual_seed(0), np.random.RandomState(0)
     seen_big = seen_small = False
     for _ in range(30):
-        state = generator.get_state()
-        chosen = torch.randperm(10, generator=generator)[:3].tolist()
-        generator.set_state(state)
-        batch = source.next_batch(3, generator, None)
+        state = rng.get_state()
+        chosen = rng.choice(10, 3, replace=False).tolist()  # drawn on the host
+        rng.set_state(state)
+        batch = source.next_batch(3, generator, rng)
         n_query = max(sizes[t] for t in chosen) - 4
         assert batch.X_support.shape == (3, 4, 2)
         assert batch.X_query.shape == (3, min(n_query, MAX_QUERY_ROWS), 2)
@@ -250,8 +250,8 @@ def test_the_query_cap_draws_a_fresh_random_subset_of_a_big_task():
     tasks = uneven_tasks([10, 10, 2000])
     taskset = read_tasks(MAMLRegressor(), tasks, reset=True)
     source = FixedTasks(taskset, torch.device("cpu"), 5, stratify=False)
-    a = source.next_batch(3, torch.Generator().manual_seed(0), None)
-    b = source.next_batch(3, torch.Generator().manual_seed(1), None)
+    a = source.next_batch(3, torch.Generator().manual_seed(0), np.random.RandomState(0))
+    b = source.next_batch(3, torch.Generator().manual_seed(1), np.random.RandomState(1))
     assert a.y_query.shape == (3, MAX_QUERY_ROWS)
     big_y = set(np.float32(tasks[2][1]).tolist())
     drawn_a, drawn_b = set(a.y_query[2].tolist()), set(b.y_query[2].tolist())
@@ -474,3 +474,43 @@ def test_compile_option_survives_clone_pickle_and_grid_search():
 def test_bad_compile_value_is_rejected():
     with pytest.raises(ValueError, match="compile must be True, False or a dict"):
         MAMLRegressor(compile="yes").fit(SinusoidTasks(n_samples=8).sample(3, random_state=0))
+
+
+class HostReads(torch.overrides.TorchFunctionMode):
+    """Records every copy of a tensor's values to the host (a device sync on CUDA)."""
+
+    READS = (
+        torch.Tensor.tolist,
+        torch.Tensor.item,
+        torch.Tensor.cpu,
+        torch.Tensor.numpy,
+        torch.Tensor.__bool__,
+    )
+
+    def __init__(self):
+        super().__init__()
+        self.reads = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.READS:
+            self.reads.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("case", ["equal", "uneven", "sampler", "classifier"])
+def test_meta_training_reads_the_device_once_per_check_only(case):
+    """No host read (device sync) inside a meta-step: 40 outer steps read the device
+    twice per check of 20 steps (the meta-losses, and whether the parameters are
+    finite), whatever the tasks."""
+    tasks = {
+        "equal": SinusoidTasks(n_samples=12).sample(10, random_state=0),
+        "uneven": uneven_tasks([12] * 9 + [40], n_features=1),
+        "sampler": SinusoidTasks(n_samples=12),
+        "classifier": FewShotDigits(3, 2, 3, split="meta-train").sample(10, random_state=0),
+    }[case]
+    cls = MAMLClassifier if case == "classifier" else MAMLRegressor
+    est = cls(**{**META, "max_iter": 20, "warm_start": True}).fit(tasks)
+    est.set_params(max_iter=40)
+    with HostReads() as mode:
+        est.fit(tasks)
+    assert mode.reads == ["tolist", "__bool__"] * 2

@@ -36,13 +36,17 @@ class FixedTasks:
 
     def next_batch(self, n_tasks: int, generator, rng, *, relabel_to=None) -> MetaBatch:
         n_total = self.n_tasks
-        tasks = None
-        if n_tasks < n_total:
-            tasks = torch.randperm(n_total, generator=generator, device=generator.device)
-            tasks = tasks[:n_tasks]
         if self.padded is not None:
+            tasks = None
+            if n_tasks < n_total:
+                tasks = torch.randperm(n_total, generator=generator, device=generator.device)
+                tasks = tasks[:n_tasks]
             return self.padded.split(generator, tasks, relabel_to=relabel_to, weights=False)
-        tasks = np.arange(n_total) if tasks is None else tasks.cpu().numpy()
+        # Long rows: padding to the batch's largest task needs its tasks' sizes on the
+        # host, so the tasks are drawn there (from rng): no copy from the device per step.
+        tasks = np.arange(n_total)
+        if n_tasks < n_total:
+            tasks = rng.choice(n_total, n_tasks, replace=False)
         padded = self.rows.padded(tasks, max_query=MAX_QUERY_ROWS)
         return padded.split(generator, relabel_to=relabel_to)
 
