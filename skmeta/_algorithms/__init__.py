@@ -17,8 +17,9 @@ meta-parameter tree ``{"init": params, kind: {name: tensor}}``, tensors):
   inputs, batching)`` (a pure function of tensors) and ``outer_finish(core,
   meta, step)``; ``outer_update`` says
   whether the update is a meta-gradient for the outer optimizer
-  (``"gradient"``) or an increment added to the meta-parameters
-  (``"increment"``, Reptile);
+  (``"gradient"``: ``outer_core`` then returns the meta-loss and the update
+  is its gradient, which ``compile=True`` takes in the same compiled graph)
+  or an increment added to the meta-parameters (``"increment"``, Reptile);
 * ``fixed_head``: whether output units stand for classes (labels are then
   shuffled per task in classification meta-training);
 * ``adapt_in_train_mode``: the module's mode while adapting.
