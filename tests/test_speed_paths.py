@@ -128,6 +128,11 @@ class Draws:
 SAMPLED = dict(META, max_iter=5)
 
 
+def as_lists(change):
+    """``change``, then every task as lists (which the checked path reads)."""
+    return lambda draw, tasks: [(X.tolist(), y.tolist()) for X, y in change(draw, tasks)]
+
+
 def test_equal_size_draws_skip_the_taskset_and_read_the_same_rows(monkeypatch):
     """Later draws of equal-size regression tasks are stacked directly (no TaskSet);
     the meta-batches, and so the fit, are those of the checked path, which lists of
@@ -144,9 +149,8 @@ def test_equal_size_draws_skip_the_taskset_and_read_the_same_rows(monkeypatch):
     fast = MAMLRegressor(**SAMPLED).fit(Draws())
     assert len(taken) == 4 and all(padded is not None for padded in taken)
 
-    as_lists = lambda draw, tasks: [(X.tolist(), y.tolist()) for X, y in tasks]
     taken.clear()
-    checked = MAMLRegressor(**SAMPLED).fit(Draws(as_lists))
+    checked = MAMLRegressor(**SAMPLED).fit(Draws(as_lists(lambda draw, tasks: tasks)))
     assert len(taken) == 4 and all(padded is None for padded in taken)
     assert fast.loss_curve_ == checked.loss_curve_
     for a, b in zip(fast.meta_params_.parameters(), checked.meta_params_.parameters()):
@@ -202,19 +206,33 @@ def test_bad_later_draws_get_the_checked_paths_error(change, error, match):
 
 
 @pytest.mark.parametrize(
-    "change, same_values",
+    "change",
     [
-        (set_task(2, X=lambda X: X.astype(np.float16)), False),
-        (set_task(2, y=lambda y: y.astype(np.float64)), True),
-        (set_task(0, X=lambda X: np.asfortranarray(np.hstack([X, 2 * X]))[:, :1]), True),
+        set_task(2, X=lambda X: X.astype(np.float16)),
+        set_task(2, y=lambda y: y.astype(np.float64)),
+        set_task(0, X=lambda X: np.asfortranarray(np.hstack([X, 2 * X]))[:, :1]),
+        set_task(1, X=lambda X: np.round(3 * X).astype(np.int64)),
+        set_task(3, y=lambda y: (y > 0).astype(np.int32)),
     ],
+    ids=["float16 X", "float64 y", "strided X", "int X", "int y"],
 )
-def test_equal_draws_of_other_float_layouts_are_read_as_float32(change, same_values):
-    """float16/float64 or non-contiguous tasks in later draws are read like float32 ones."""
-    plain = MAMLRegressor(**SAMPLED).fit(Draws())
-    changed = MAMLRegressor(**SAMPLED).fit(Draws(change))
-    assert len(changed.loss_curve_) == 5 and np.isfinite(changed.loss_curve_).all()
-    assert (changed.loss_curve_ == plain.loss_curve_) is same_values
+def test_equal_draws_of_other_dtypes_and_layouts_read_as_the_checked_path(change, monkeypatch):
+    """Later draws with other float dtypes, non-contiguous arrays, or ints next to floats
+    take the fast path and read the values the checked path reads."""
+    import skmeta._tasks._sources as sources
+
+    taken = []
+    equal_draw = sources.SampledTasks._equal_draw
+    monkeypatch.setattr(
+        sources.SampledTasks,
+        "_equal_draw",
+        lambda self, tasks: taken.append(equal_draw(self, tasks)) or taken[-1],
+    )
+    fast = MAMLRegressor(**SAMPLED).fit(Draws(change))
+    assert len(taken) == 4 and all(padded is not None for padded in taken)
+    checked = MAMLRegressor(**SAMPLED).fit(Draws(as_lists(change)))
+    assert len(checked.loss_curve_) == 5 and np.isfinite(checked.loss_curve_).all()
+    assert fast.loss_curve_ == checked.loss_curve_
 
 
 def uneven_tasks(sizes, n_features=2, seed=0):

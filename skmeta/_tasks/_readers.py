@@ -321,9 +321,10 @@ def _check_one_task(t, X_t, y_t, n_features, *, reset: bool, classification: boo
 def stack_equal_tasks(estimator, tasks) -> tuple[np.ndarray, np.ndarray] | None:
     """Regression tasks of one shape, stacked: the sampler's per-step fast path.
 
-    When every task is a pair of float ndarrays, ``X_i`` of one shape
-    ``(n_rows, n_features_in_)`` and ``y_i`` of shape ``(n_rows,)``, all
-    finite in float32, and the estimator is fitted without feature names,
+    When every task is a pair of ndarrays, ``X_i`` of one shape
+    ``(n_rows, n_features_in_)`` and ``y_i`` of shape ``(n_rows,)``, of
+    numbers whose common dtype is a float one, all finite in float32, and
+    the estimator is fitted without feature names,
     returns float32 ``X`` of shape ``(n_tasks, n_rows, n_features)`` and
     ``y`` of shape ``(n_tasks, n_rows)``: the values :func:`_read_task_list`
     would read, with one pass over the tasks. Returns None otherwise (the
@@ -332,8 +333,8 @@ def stack_equal_tasks(estimator, tasks) -> tuple[np.ndarray, np.ndarray] | None:
     n_features = getattr(estimator, "n_features_in_", None)
     if n_features is None or hasattr(estimator, "feature_names_in_") or not tasks:
         return None
-    # Checks on sets of types, lengths, shapes and dtypes (one element each for
-    # such tasks), then one concatenation: this runs at every outer step.
+    # Checks on sets of types, lengths and shapes (one element each for such
+    # tasks), then one concatenation: this runs at every outer step.
     if not {type(pair) for pair in tasks} <= {tuple, list} or {len(p) for p in tasks} != {2}:
         return None
     X_parts, y_parts = zip(*tasks)
@@ -346,11 +347,16 @@ def stack_equal_tasks(estimator, tasks) -> tuple[np.ndarray, np.ndarray] | None:
     n_rows = y_shape[0] if len(y_shape) == 1 else 0
     if X_shape != (n_rows, n_features) or n_rows == 0:
         return None
-    if any(dtype.kind != "f" for dtype in {part.dtype for part in X_parts + y_parts}):
+    try:
+        X, y = np.concatenate(X_parts), np.concatenate(y_parts)
+    except (TypeError, ValueError):  # no common dtype (numbers and strings, say)
+        return None
+    # The common dtype is a float one when every part is a number and one at least is a
+    # float; ints next to floats then become floats, as the full checks convert them.
+    if X.dtype.kind != "f" or y.dtype.kind != "f":
         return None
     with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
-        X = np.concatenate(X_parts).astype(np.float32, copy=False)
-        y = np.concatenate(y_parts).astype(np.float32, copy=False)
+        X, y = X.astype(np.float32, copy=False), y.astype(np.float32, copy=False)
     if not (np.isfinite(X).all() and np.isfinite(y).all()):
         return None  # NaN, inf, or beyond float32: the full checks name it
     return X.reshape(len(tasks), n_rows, n_features), y.reshape(len(tasks), n_rows)
