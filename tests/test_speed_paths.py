@@ -133,41 +133,67 @@ def as_lists(change):
     return lambda draw, tasks: [(X.tolist(), y.tolist()) for X, y in change(draw, tasks)]
 
 
-def test_equal_size_draws_skip_the_taskset_and_read_the_same_rows(monkeypatch):
-    """Later draws of equal-size regression tasks are stacked directly (no TaskSet);
-    the meta-batches, and so the fit, are those of the checked path, which lists of
-    lists (not ndarrays) still take."""
+@pytest.fixture
+def taken(monkeypatch):
+    """What stack_equal_tasks returned for each later sampler draw (None: the checked
+    path read it)."""
     import skmeta._tasks._sources as sources
 
     taken = []
-    equal_draw = sources.SampledTasks._equal_draw
+    stack = sources.stack_equal_tasks
     monkeypatch.setattr(
-        sources.SampledTasks,
-        "_equal_draw",
-        lambda self, tasks: taken.append(equal_draw(self, tasks)) or taken[-1],
+        sources,
+        "stack_equal_tasks",
+        lambda estimator, tasks: taken.append(stack(estimator, tasks)) or taken[-1],
     )
-    fast = MAMLRegressor(**SAMPLED).fit(Draws())
-    assert len(taken) == 4 and all(padded is not None for padded in taken)
+    return taken
 
+
+def test_equal_size_draws_skip_the_taskset_and_read_the_same_rows(taken):
+    """Later draws of equal-size regression tasks are stacked directly (no TaskSet);
+    the meta-batches, and so the fit, are those of the checked path, which lists of
+    lists (not ndarrays) still take."""
+    from skmeta._tasks import split_on_host
+
+    fast = MAMLRegressor(**SAMPLED).fit(Draws())
+    assert len(taken) == 4 and all(arrays is not None for arrays in taken)
     taken.clear()
     checked = MAMLRegressor(**SAMPLED).fit(Draws(as_lists(lambda draw, tasks: tasks)))
-    assert len(taken) == 4 and all(padded is None for padded in taken)
+    assert len(taken) == 4 and all(arrays is None for arrays in taken)
     assert fast.loss_curve_ == checked.loss_curve_
     for a, b in zip(fast.meta_params_.parameters(), checked.meta_params_.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
-    # The padded tasks of the fast path equal those built from a TaskSet of the draw.
-    est = MAMLRegressor(**SAMPLED).fit(Draws())
+    # The stacked rows are those of a TaskSet of the draw, and split alike.
+    from skmeta._tasks._readers import stack_equal_tasks
+
     tasks = SinusoidTasks(n_samples=12).sample(4, random_state=1)
-    source = sources.SampledTasks(
-        est, None, est.device_, est.shots, stratify=False, classification=False
-    )
-    via_taskset = source._pad(read_tasks(est, tasks, reset=False))
-    direct = source._equal_draw(tasks)
-    assert direct is not None
-    torch.testing.assert_close(direct.X, via_taskset.X, rtol=0, atol=0)
-    torch.testing.assert_close(direct.y, via_taskset.y, rtol=0, atol=0)
-    assert direct.X.dtype == torch.float32 and direct.y.dtype == torch.float32
+    X, y = stack_equal_tasks(fast, tasks)
+    X_set, y_set = read_tasks(fast, tasks, reset=False).equal_arrays()
+    np.testing.assert_array_equal(X, X_set)
+    np.testing.assert_array_equal(y, y_set)
+    assert X.dtype == y.dtype == np.float32 and X.shape == (4, 12, 1)
+    one = split_on_host(X, y, 2, 10, np.random.RandomState(0), torch.device("cpu"))
+    other = split_on_host(X_set, y_set, 2, 10, np.random.RandomState(0), torch.device("cpu"))
+    for a, b in zip(one, other):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+def test_host_split_draws_each_task_a_random_support_and_query_set():
+    from skmeta._tasks import split_on_host
+
+    X = np.arange(3 * 30, dtype=np.float32).reshape(3, 30, 1)
+    y = X[..., 0] * 10
+    batch = split_on_host(X, y, 4, 7, np.random.RandomState(0), torch.device("cpu"))
+    assert batch.X_support.shape == (3, 4, 1) and batch.X_query.shape == (3, 7, 1)
+    assert batch.w_support is None and batch.w_query is None
+    for t in range(3):
+        support, query = batch.X_support[t, :, 0].tolist(), batch.X_query[t, :, 0].tolist()
+        assert set(support).isdisjoint(query) and len(set(support + query)) == 11
+        assert all(30 * t <= v < 30 * (t + 1) for v in support + query)  # its own rows
+        torch.testing.assert_close(batch.y_support[t], batch.X_support[t, :, 0] * 10)
+    other = split_on_host(X, y, 4, 7, np.random.RandomState(1), torch.device("cpu"))
+    assert not torch.equal(other.X_support, batch.X_support)
 
 
 def set_task(t, X=None, y=None, at_draw=3):
@@ -216,18 +242,9 @@ def test_bad_later_draws_get_the_checked_paths_error(change, error, match):
     ],
     ids=["float16 X", "float64 y", "strided X", "int X", "int y"],
 )
-def test_equal_draws_of_other_dtypes_and_layouts_read_as_the_checked_path(change, monkeypatch):
+def test_equal_draws_of_other_dtypes_and_layouts_read_as_the_checked_path(change, taken):
     """Later draws with other float dtypes, non-contiguous arrays, or ints next to floats
     take the fast path and read the values the checked path reads."""
-    import skmeta._tasks._sources as sources
-
-    taken = []
-    equal_draw = sources.SampledTasks._equal_draw
-    monkeypatch.setattr(
-        sources.SampledTasks,
-        "_equal_draw",
-        lambda self, tasks: taken.append(equal_draw(self, tasks)) or taken[-1],
-    )
     fast = MAMLRegressor(**SAMPLED).fit(Draws(change))
     assert len(taken) == 4 and all(padded is not None for padded in taken)
     checked = MAMLRegressor(**SAMPLED).fit(Draws(as_lists(change)))

@@ -149,24 +149,18 @@ def test_equal_size_fast_paths_draw_the_same_batches_as_the_general_path():
         for a, b in zip(fast, slow):
             assert torch.equal(a, b)
 
-    # The sampler source reuses the layout of earlier draws of the same shape.
+    # The sampler source splits draws of equal-size regression tasks on the host, with
+    # the step's numpy generator after the draw; support and query sizes are found once.
+    from skmeta._tasks import split_on_host
+
     source = SampledTasks(maml, sampler, maml.device_, 8, stratify=False, classification=False)
     for seed in range(3):
+        got = source.next_batch(6, torch.Generator().manual_seed(seed), np.random.RandomState(seed))
         rng = np.random.RandomState(seed)
-        got = source.next_batch(6, torch.Generator().manual_seed(seed), rng)
-        drawn = read_tasks(
-            maml,
-            sampler.sample(6, random_state=np.random.RandomState(seed)),
-            None,
-            None,
-            reset=False,
-        )
-        expected = drawn.to_padded(maml.device_, 8, stratify=False)
-        expected = dataclasses.replace(expected, uniform=False).split(
-            torch.Generator().manual_seed(seed)
-        )
+        drawn = read_tasks(maml, sampler.sample(6, random_state=rng), None, None, reset=False)
+        expected = split_on_host(*drawn.equal_arrays(), 8, 12, rng, maml.device_)
         # Meta-training batches of equal-size tasks carry no weights: every row is real.
         assert got.w_support is None and got.w_query is None
         for a, b in zip(got, expected):
-            assert torch.equal(torch.ones_like(b) if a is None else a, b)
-    assert list(source._layouts) == [(6, 20)]
+            assert (a is None and b is None) or torch.equal(a, b)
+    assert source._split_sizes == {(6, 20): (8, 12)}

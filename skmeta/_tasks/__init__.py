@@ -17,7 +17,15 @@ from ._readers import (
     read_tasks,
 )
 from ._sources import FixedTasks, SampledTasks, score_batches
-from ._taskset import MAX_QUERY_ROWS, MetaBatch, PaddedTasks, TaskRows, TaskSet, task_name
+from ._taskset import (
+    MAX_QUERY_ROWS,
+    MetaBatch,
+    PaddedTasks,
+    TaskRows,
+    TaskSet,
+    split_on_host,
+    task_name,
+)
 
 __all__ = [
     "FixedTasks",
@@ -35,5 +43,6 @@ __all__ = [
     "read_task",
     "read_tasks",
     "score_batches",
+    "split_on_host",
     "task_name",
 ]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 
 from ._readers import read_sampled_tasks, sample_tasks, stack_equal_tasks
-from ._taskset import MAX_QUERY_ROWS, MetaBatch, PaddedTasks, TaskSet
+from ._taskset import MAX_QUERY_ROWS, MetaBatch, PaddedTasks, TaskSet, split_on_host
 
 
 class FixedTasks:
@@ -56,7 +54,15 @@ class SampledTasks:
 
     ``first`` is a batch already drawn (at ``fit``, to learn the feature
     count); it is used before any new draw. ``check``, if given, is called
-    with each newly drawn TaskSet.
+    with each TaskSet read by the full checks.
+
+    Regression tasks of one size, the usual draw, are split on the host
+    (:func:`split_on_host`): their rows arrive there, and numpy splits a
+    small meta-batch in fewer and cheaper operations than torch does once
+    the rows are on the device. Later draws of float arrays skip building a
+    TaskSet (:func:`stack_equal_tasks`); they need none of ``check``'s
+    checks, which are of classes and of padding (tasks of one size and one
+    support size are not padded).
     """
 
     def __init__(
@@ -67,73 +73,61 @@ class SampledTasks:
         self.stratify, self.classification = stratify, classification
         self.pending = first
         self.check = check  # called on every new draw, e.g. to check class counts
-        # (n_tasks, rows per task) -> padded tasks of that shape, whose quota, strata and
-        # lengths (checked once by to_padded) are reused for equal-size draws.
-        self._layouts: dict[tuple[int, int], PaddedTasks] = {}
+        # (n_tasks, rows per task) -> (support rows, query rows) of regression tasks of
+        # that shape, found (and checked) once by TaskSet.support_quota.
+        self._split_sizes: dict[tuple[int, int], tuple[int, int]] = {}
 
     def next_batch(self, n_tasks: int, generator, rng, *, relabel_to=None) -> MetaBatch:
         taskset, self.pending = self.pending, None
+        arrays = None
         if taskset is None or taskset.n_tasks != n_tasks:
             tasks = sample_tasks(self.sampler, n_tasks, rng)
-            padded = self._equal_draw(tasks)
-            if padded is not None:
-                return padded.split(generator, relabel_to=relabel_to, weights=False)
-            taskset = read_sampled_tasks(
-                self.estimator, self.sampler, tasks, reset=False, classification=self.classification
-            )
-            if self.check is not None:
-                self.check(taskset)
+            if not self.classification:
+                arrays = stack_equal_tasks(self.estimator, tasks)
+            if arrays is None:
+                taskset = read_sampled_tasks(
+                    self.estimator,
+                    self.sampler,
+                    tasks,
+                    reset=False,
+                    classification=self.classification,
+                )
+                if self.check is not None:
+                    self.check(taskset)
+        if arrays is None and not self.classification:
+            arrays = taskset.equal_arrays()
+        if arrays is not None:
+            n_support, n_query = self._sizes(*arrays)
+            return split_on_host(*arrays, n_support, n_query, rng, self.device)
         return self._pad(taskset).split(generator, relabel_to=relabel_to, weights=False)
 
-    def _equal_draw(self, tasks) -> PaddedTasks | None:
-        """The usual draw, regression tasks of one shape seen before, without a TaskSet.
-
-        Their rows are read by :func:`stack_equal_tasks` and put in the
-        layout of the earlier draw of that shape; they need none of
-        ``check``'s checks, which are of classes and of padding (tasks of
-        one size and one support size are not padded). The padded tasks are
-        those :meth:`_pad` would return. None when the tasks need the full
-        path.
-        """
-        if self.classification:
-            return None
-        stacked = stack_equal_tasks(self.estimator, tasks)
-        if stacked is None:
-            return None
-        layout = self._layouts.get(stacked[1].shape)
-        return None if layout is None else self._with_rows(layout, *stacked)
-
-    def _with_rows(self, layout: PaddedTasks, X: np.ndarray, y: np.ndarray) -> PaddedTasks:
-        """``layout`` (padded tasks of this shape) holding the rows ``X``, ``y`` instead."""
-        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-        return replace(layout, X=as_tensor(X), y=as_tensor(y))
+    def _sizes(self, X: np.ndarray, y: np.ndarray) -> tuple[int, int]:
+        """Support and query rows of each regression task of a draw of this shape."""
+        sizes = self._split_sizes.get(y.shape)
+        if sizes is None:
+            n_tasks, n_rows = y.shape
+            taskset = TaskSet(
+                X=X.reshape(n_tasks * n_rows, -1),
+                y=y.reshape(-1),
+                task_index=np.repeat(np.arange(n_tasks, dtype=np.int64), n_rows),
+                task_ids=np.arange(n_tasks),
+            )
+            # Raises, naming the task, when the tasks are too small for shots.
+            n_support = int(taskset.support_quota(self.shots, stratify=False)[0].sum())
+            sizes = n_support, min(n_rows - n_support, MAX_QUERY_ROWS)
+            self._split_sizes[y.shape] = sizes
+        return sizes
 
     def _pad(self, taskset: TaskSet) -> PaddedTasks:
-        """``taskset.to_padded``, reusing the layout of earlier draws of the same shape.
-
-        Samplers usually return tasks of one size: the support quota and
-        padding of a draw then depend on its shape alone, so only X and y
-        are new.
-        """
+        """The draw as padded tasks: at once for tasks of one size, else as long rows
+        padded to the draw's largest task."""
         sizes = taskset.sizes
-        width = int(sizes[0]) if len(sizes) else 0
-        if not (sizes == width).all():  # unequal sizes: pad to this draw's largest task
-            rows = taskset.to_rows(self.device, self.shots, stratify=self.stratify)
-            return rows.padded(np.arange(taskset.n_tasks), max_query=MAX_QUERY_ROWS)
-        key = (taskset.n_tasks, width)
-        layout = None if self.stratify else self._layouts.get(key)
-        if layout is None:
-            padded = taskset.to_padded(
+        if (sizes == sizes[0]).all():
+            return taskset.to_padded(
                 self.device, self.shots, stratify=self.stratify, max_query=MAX_QUERY_ROWS
             )
-            if padded.uniform:
-                self._layouts[key] = padded
-            return padded
-        return self._with_rows(
-            layout,
-            taskset.X.reshape(taskset.n_tasks, width, -1),
-            taskset.y.reshape(taskset.n_tasks, width),
-        )
+        rows = taskset.to_rows(self.device, self.shots, stratify=self.stratify)
+        return rows.padded(np.arange(taskset.n_tasks), max_query=MAX_QUERY_ROWS)
 
 
 def score_batches(taskset: TaskSet, device, shots, stratify: bool, generator, chunk: int):

@@ -107,6 +107,15 @@ class TaskSet:
         """Number of rows of each task."""
         return np.bincount(self.task_index, minlength=self.n_tasks)
 
+    def equal_arrays(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(X, y)`` of shapes ``(n_tasks, n_rows, n_features)`` and ``(n_tasks, n_rows)``
+        when every task has ``n_rows`` rows (views, no copy), else None."""
+        sizes = self.sizes
+        if not len(sizes) or not (sizes == sizes[0]).all():
+            return None
+        n_tasks, n_rows = self.n_tasks, int(sizes[0])
+        return self.X.reshape(n_tasks, n_rows, -1), self.y.reshape(n_tasks, n_rows)
+
     def task(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows of task ``t`` as ``(X_t, y_t)`` (class codes for classification)."""
         start, stop = np.searchsorted(self.task_index, [t, t + 1])
@@ -210,6 +219,31 @@ class TaskSet:
             n_support=quota.sum(axis=1),
             offsets=np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
         )
+
+
+def split_on_host(
+    X: np.ndarray, y: np.ndarray, n_support: int, n_query: int, rng, device
+) -> MetaBatch:
+    """A random support/query split of tasks of one size held on the host, on ``device``.
+
+    ``X`` and ``y`` have shapes ``(n_tasks, n_rows, n_features)`` and
+    ``(n_tasks, n_rows)``. Each task's rows are put in a random order drawn
+    from ``rng`` (a numpy ``RandomState``); the first ``n_support`` are its
+    support set, the next ``n_query`` its query set (a fresh random subset
+    of the others when ``n_query`` caps them). Only those rows are copied to
+    ``device``. No row is padding, so the weights are None.
+    """
+    order = rng.random_sample(y.shape).argsort(axis=1)[:, : n_support + n_query]
+    X = torch.from_numpy(np.take_along_axis(X, order[..., None], axis=1)).to(device)
+    y = torch.from_numpy(np.take_along_axis(y, order, axis=1)).to(device)
+    return MetaBatch(
+        X_support=X[:, :n_support],
+        y_support=y[:, :n_support],
+        w_support=None,
+        X_query=X[:, n_support:],
+        y_query=y[:, n_support:],
+        w_query=None,
+    )
 
 
 def _capped(n_query: int, max_query: int | None) -> int:
