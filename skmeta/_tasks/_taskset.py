@@ -236,13 +236,20 @@ def split_on_host(
     order = rng.random_sample(y.shape).argsort(axis=1)[:, : n_support + n_query]
     X = torch.from_numpy(np.take_along_axis(X, order[..., None], axis=1)).to(device)
     y = torch.from_numpy(np.take_along_axis(y, order, axis=1)).to(device)
+    return _cut(X, y, n_support, None)
+
+
+def _cut(X_rows, y_rows, n_support: int, w) -> MetaBatch:
+    """The meta-batch of rows already in support-then-query order: the first
+    ``n_support`` of each task are its support set, the others its query set
+    (``w``, weights of the same rows, cut alike, or None)."""
     return MetaBatch(
-        X_support=X[:, :n_support],
-        y_support=y[:, :n_support],
-        w_support=None,
-        X_query=X[:, n_support:],
-        y_query=y[:, n_support:],
-        w_query=None,
+        X_support=X_rows[:, :n_support],
+        y_support=y_rows[:, :n_support],
+        w_support=None if w is None else w[:, :n_support],
+        X_query=X_rows[:, n_support:],
+        y_query=y_rows[:, n_support:],
+        w_query=None if w is None else w[:, n_support:],
     )
 
 
@@ -481,7 +488,7 @@ class PaddedTasks:
 
         Draws the same keys and so the same split as the general path (whose
         sort keys are then ``0 + keys``), in a quarter of the tensor operations:
-        the per-step cost of sampled meta-batches.
+        the per-step cost of meta-batches from a fixed set of equal-size tasks.
         """
         n_batch, width = y.shape
         n_support, n_query = self.n_support_max, self.n_query_max
@@ -489,15 +496,7 @@ class PaddedTasks:
         rows = torch.argsort(keys, dim=1)[:, : n_support + n_query]
         X_rows = X.gather(1, rows.unsqueeze(-1).expand(-1, -1, X.shape[-1]))
         y_rows = y.gather(1, rows)
-        w_support = w_query = None
+        w = None
         if weights:
             w = torch.ones((n_batch, n_support + n_query), dtype=X.dtype, device=X.device)
-            w_support, w_query = w[:, :n_support], w[:, n_support:]
-        return MetaBatch(
-            X_support=X_rows[:, :n_support],
-            y_support=y_rows[:, :n_support],
-            w_support=w_support,
-            X_query=X_rows[:, n_support:],
-            y_query=y_rows[:, n_support:],
-            w_query=w_query,
-        )
+        return _cut(X_rows, y_rows, n_support, w)
