@@ -212,22 +212,16 @@ or task sampler
             return algorithm.outer_step(net, meta, batch, step, self.batching_)
         module, loss_fn, batching = net.module, net.loss_fn, self.batching_
         key = ("outer", algorithm, batching, module, module.training)
-        inputs = algorithm.outer_inputs(step, batch)
-        if algorithm.outer_update == "gradient" and batching == "vmap":
 
-            def loss_of(meta, buffers, batch, inputs):
-                network = fn.Network(module, loss_fn, buffers)
-                return algorithm.outer_core(network, meta, batch, inputs, batching)
-
-            eager = lambda: algorithm.outer_step(net, meta, batch, step, batching)
-            args = (net.buffers, batch, inputs)
-            return compiled.loss_and_gradient(key, loss_of, meta, args, eager)
-
-        def core(buffers, meta, batch, inputs):
+        def core(meta, buffers, batch, inputs):
             network = fn.Network(module, loss_fn, buffers)
             return algorithm.outer_core(network, meta, batch, inputs, batching)
 
-        result = compiled.wrap(key, core)(net.buffers, meta, batch, inputs)
+        args = (net.buffers, batch, algorithm.outer_inputs(step, batch))
+        if algorithm.outer_update == "gradient" and batching == "vmap":
+            eager = lambda: algorithm.outer_step(net, meta, batch, step, batching)
+            return compiled.loss_and_gradient(key, core, meta, args, eager)
+        result = compiled.wrap(key, core)(meta, *args)
         return algorithm.outer_finish(result, meta, step)
 
     def _run_outer_steps(self, algorithm, source, n_steps, schedule_start, generator, rng):

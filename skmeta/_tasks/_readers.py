@@ -321,66 +321,44 @@ def _check_one_task(t, X_t, y_t, n_features, *, reset: bool, classification: boo
 def stack_equal_tasks(estimator, tasks) -> tuple[np.ndarray, np.ndarray] | None:
     """Regression tasks of one shape, stacked: the sampler's per-step fast path.
 
-    When every task is a pair of ndarrays, ``X_i`` of one shape
-    ``(n_rows, n_features_in_)`` and ``y_i`` of shape ``(n_rows,)``, of
-    numbers whose common dtype is a float one, all finite in float32, and
-    the estimator is fitted without feature names,
+    When :func:`_plain_arrays` reads the tasks and they all have
+    ``n_rows`` rows, and the estimator is fitted without feature names,
     returns float32 ``X`` of shape ``(n_tasks, n_rows, n_features)`` and
     ``y`` of shape ``(n_tasks, n_rows)``: the values :func:`_read_task_list`
-    would read, with one pass over the tasks. Returns None otherwise (the
+    would read, without building a TaskSet. Returns None otherwise (the
     full checks then read the tasks, or name what is wrong).
     """
     n_features = getattr(estimator, "n_features_in_", None)
     if n_features is None or hasattr(estimator, "feature_names_in_") or not tasks:
         return None
-    # Checks on sets of types, lengths and shapes (one element each for such
-    # tasks), then one concatenation: this runs at every outer step.
+    plain = _plain_arrays(tasks, n_features, classification=False)
+    if plain is None:
+        return None
+    X, sizes, y = plain
+    if not (sizes == sizes[0]).all():
+        return None
+    return X.reshape(len(tasks), sizes[0], n_features), y.reshape(len(tasks), sizes[0])
+
+
+def _plain_arrays(tasks, n_features, *, classification: bool):
+    """Fast path for samplers: tasks that are pairs of ndarrays of numbers, all finite.
+
+    Returns ``(X_all, sizes, y)``: float32 ``X_all`` of the tasks' rows in
+    order, the rows of each task, and float32 ``y_all`` (regression) or the
+    list of each task's labels as given (classification). ``X_i`` must be of
+    shape ``(n_i, n_features)``, ``n_i >= 1``, ``y_i`` of shape ``(n_i,)``,
+    and the common dtype of the ``X_i`` (of the ``y_i``, for regression) a
+    float one: ints next to floats become floats, as the full checks convert
+    them. Returns None when anything needs the full checks (which then also
+    produce the error message naming the task).
+    """
+    # The checks run on the sets of types and shapes (one element each for the
+    # usual sampler), not task by task, then one concatenation: this runs at
+    # every outer step.
     if not {type(pair) for pair in tasks} <= {tuple, list} or {len(p) for p in tasks} != {2}:
         return None
     X_parts, y_parts = zip(*tasks)
     if {type(part) for part in X_parts + y_parts} != {np.ndarray}:
-        return None
-    X_shapes, y_shapes = {part.shape for part in X_parts}, {part.shape for part in y_parts}
-    if len(X_shapes) != 1 or len(y_shapes) != 1:
-        return None
-    (X_shape,), (y_shape,) = X_shapes, y_shapes
-    n_rows = y_shape[0] if len(y_shape) == 1 else 0
-    if X_shape != (n_rows, n_features) or n_rows == 0:
-        return None
-    try:
-        X, y = np.concatenate(X_parts), np.concatenate(y_parts)
-    except (TypeError, ValueError):  # no common dtype (numbers and strings, say)
-        return None
-    # The common dtype is a float one when every part is a number and one at least is a
-    # float; ints next to floats then become floats, as the full checks convert them.
-    if X.dtype.kind != "f" or y.dtype.kind != "f":
-        return None
-    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
-        X, y = X.astype(np.float32, copy=False), y.astype(np.float32, copy=False)
-    if not (np.isfinite(X).all() and np.isfinite(y).all()):
-        return None  # NaN, inf, or beyond float32: the full checks name it
-    return X.reshape(len(tasks), n_rows, n_features), y.reshape(len(tasks), n_rows)
-
-
-def _stack_plain_arrays(tasks, n_features, *, classification: bool):
-    """Fast path for samplers: float ndarrays of the right shapes, all finite.
-
-    Returns ``(X_all, y_parts, y_all)`` (``y_all`` None for classification)
-    or None when anything needs the full checks (which then also produce the
-    error message naming the task).
-    """
-    # The checks run on the sets of types, shapes and dtypes (one element each
-    # for the usual sampler), not task by task: this runs at every outer step.
-    if not all(issubclass(kind, (list, tuple)) for kind in {type(pair) for pair in tasks}):
-        return None
-    if {len(pair) for pair in tasks} != {2}:
-        return None
-    X_parts, y_parts = zip(*tasks)
-    if {type(part) for part in X_parts} | {type(part) for part in y_parts} != {np.ndarray}:
-        return None
-    if any(dtype.kind != "f" for dtype in {part.dtype for part in X_parts}):
-        return None
-    if not classification and any(dtype.kind != "f" for dtype in {p.dtype for p in y_parts}):
         return None
     X_shapes, y_shapes = {part.shape for part in X_parts}, {part.shape for part in y_parts}
     if any(len(shape) != 2 or shape[1] != n_features or shape[0] == 0 for shape in X_shapes):
@@ -388,19 +366,29 @@ def _stack_plain_arrays(tasks, n_features, *, classification: bool):
     if any(len(shape) != 1 for shape in y_shapes):
         return None
     if len(X_shapes) == 1 and len(y_shapes) == 1:
-        if next(iter(X_shapes))[0] != next(iter(y_shapes))[0]:
+        (X_shape,), (y_shape,) = X_shapes, y_shapes
+        if X_shape[0] != y_shape[0]:
             return None
-    elif [len(part) for part in X_parts] != [len(part) for part in y_parts]:
-        return None
-    with np.errstate(over="ignore"):  # beyond float32 becomes inf: the full checks name it
-        X_all = np.concatenate(X_parts).astype(np.float32, copy=False)
+        sizes = np.full(len(tasks), X_shape[0], dtype=np.int64)
+    else:
+        sizes = np.array([len(part) for part in X_parts], dtype=np.int64)
+        if not np.array_equal(sizes, [len(part) for part in y_parts]):
+            return None
+    try:
+        X_all = np.concatenate(X_parts)
         y_all = None if classification else np.concatenate(y_parts)
-        y_finite = y_all is None or np.isfinite(y_all.astype(np.float32, copy=False)).all()
+    except (TypeError, ValueError):  # no common dtype (numbers and strings, say)
+        return None
+    if X_all.dtype.kind != "f" or (y_all is not None and y_all.dtype.kind != "f"):
+        return None
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+        X_all = X_all.astype(np.float32, copy=False)
+        y_all = list(y_parts) if y_all is None else y_all.astype(np.float32, copy=False)
     if not np.isfinite(X_all).all():
         return None
-    if not y_finite:
+    if not classification and not np.isfinite(y_all).all():
         return None  # NaN, inf, or beyond float32: the full checks name it
-    return X_all, y_parts, y_all
+    return X_all, sizes, y_all
 
 
 def _check_same_columns(frames: list) -> None:
@@ -451,24 +439,13 @@ def _ravel_column_targets(tasks) -> list:
 
 def _read_task_list(estimator, tasks, *, reset: bool, classification: bool) -> TaskSet:
     """Read a list of ``(X_i, y_i)`` pairs; errors name the offending task."""
-    equal = None if reset or classification else stack_equal_tasks(estimator, tasks)
-    if equal is not None:
-        X, y = equal
-        n_tasks, n_rows = y.shape
-        return TaskSet(
-            X=X.reshape(n_tasks * n_rows, -1),
-            y=y.reshape(-1),
-            task_index=np.repeat(np.arange(n_tasks, dtype=np.int64), n_rows),
-            task_ids=np.arange(n_tasks),
-        )
     tasks = _ravel_column_targets(tasks)
-    stacked = None
+    plain = None
     if not reset and not hasattr(estimator, "feature_names_in_"):
-        stacked = _stack_plain_arrays(
-            tasks, estimator.n_features_in_, classification=classification
-        )
-    if stacked is not None:
-        X_all, y_parts, y_all = stacked
+        plain = _plain_arrays(tasks, estimator.n_features_in_, classification=classification)
+    if plain is not None:
+        X_all, sizes, y_read = plain
+        y_parts, y_all = (y_read, None) if classification else (None, y_read)
     else:
         for t, pair in enumerate(tasks):
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
@@ -490,7 +467,8 @@ def _read_task_list(estimator, tasks, *, reset: bool, classification: bool) -> T
             X_all = np.concatenate([np.asarray(part) for part in X_parts])
         # Feature-count and feature-name bookkeeping: the values were checked above.
         X_all = validate_data(estimator, X_all, reset=reset, dtype=[np.float32, np.float64])
-    task_index = np.repeat(np.arange(len(tasks), dtype=np.int64), [len(p) for p in y_parts])
+        sizes = [len(part) for part in y_parts]
+    task_index = np.repeat(np.arange(len(tasks), dtype=np.int64), sizes)
     classes = None
     if classification:
         classes, codes = [], []

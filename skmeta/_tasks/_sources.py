@@ -105,15 +105,13 @@ class SampledTasks:
         """Support and query rows of each regression task of a draw of this shape."""
         sizes = self._split_sizes.get(y.shape)
         if sizes is None:
-            n_tasks, n_rows = y.shape
-            taskset = TaskSet(
-                X=X.reshape(n_tasks * n_rows, -1),
-                y=y.reshape(-1),
-                task_index=np.repeat(np.arange(n_tasks, dtype=np.int64), n_rows),
-                task_ids=np.arange(n_tasks),
+            n_rows = y.shape[1]
+            # Every task has the same quota: the first one's, which raises (naming the
+            # task) when the tasks are too small for shots.
+            first = TaskSet(
+                X=X[0], y=y[0], task_index=np.zeros(n_rows, dtype=np.int64), task_ids=np.arange(1)
             )
-            # Raises, naming the task, when the tasks are too small for shots.
-            n_support = int(taskset.support_quota(self.shots, stratify=False)[0].sum())
+            n_support = int(first.support_quota(self.shots, stratify=False)[0].sum())
             sizes = n_support, min(n_rows - n_support, MAX_QUERY_ROWS)
             self._split_sizes[y.shape] = sizes
         return sizes
